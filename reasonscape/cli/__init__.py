@@ -1,0 +1,1 @@
+"""Command-line edges: click groups that parse arguments, call the library and report errors."""

@@ -1,0 +1,58 @@
+"""Canonical JSON and the hashes derived from it: point seeds, eval ids and cache keys.
+
+Every identity in ReasonScape is a hash of canonical JSON (sorted keys, no whitespace), so the same
+coordinates always produce the same tests, the same eval_id and the same cache key on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+_CANON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise `value` with sorted keys and no whitespace (the form every hash is taken over)."""
+    return orjson.dumps(value, option=_CANON_OPTS).decode()
+
+
+def canonical_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, option=_CANON_OPTS)
+
+
+def sha256_hex(data: str | bytes) -> str:
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def identity_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Params as they identify a point: everything but `count`, which only says how many tests."""
+    return {k: v for k, v in params.items() if k != "count"}
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """Canonical JSON of a point's identity params (the `params` column of PointsDB)."""
+    return canonical_json(identity_params(params))
+
+
+def point_seed(global_seed: int, params: dict[str, Any]) -> int:
+    """Seed of a point's RNG: global seed + last 8 hex digits of sha256(canonical params without count).
+
+    Because the seed ignores `count`, a point's tests form one fixed sequence and any count is a
+    prefix of any larger one (hierarchical sampling).
+    """
+    return int(global_seed) + int(sha256_hex(params_key(params))[-8:], 16)
+
+
+def eval_id(model: str, template: str, sampler: str) -> str:
+    """Six hex digits naming an evaluation: sha256 of "model|template|sampler"."""
+    return sha256_hex(f"{model}|{template}|{sampler}")[:6]
+
+
+def cache_key(request_body: dict[str, Any]) -> str:
+    """Key of a request in the response cache: sha256 of its canonical JSON body."""
+    return hashlib.sha256(canonical_bytes(request_body)).hexdigest()

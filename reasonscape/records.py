@@ -1,0 +1,205 @@
+"""The NDJSON step record: one line per completed point-batch, append-only, flushed per line.
+
+This is the contract between the runner (writer), evaluate.py, probe.py and the web apps (readers).
+Readers keep fields they do not know (a newer writer's) and fill defaults for fields an older writer
+did not have, so old result folders stay readable. Never put credentials in a record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from reasonscape.errors import InputError
+
+SCHEMA_VERSION = 1
+STEPS_FILE = "result-steps.ndjson"
+METADATA_FILE = "metadata.json"
+
+
+@dataclass(slots=True)
+class TestResult:
+    """One test inside a step record (see DESIGN.md, "Step record")."""
+
+    __test__ = False
+
+    index: int
+    question: str
+    reference: str
+    answer: str = ""
+    extracted: str | None = None
+    status: str = "invalid"
+    truncated: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    guess_chance: float = 0.0
+    latency_s: float = 0.0
+    cache_key: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    #: Set when the request failed for good (e.g. prompt longer than the server's context).
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TestResult:
+        known = {k: d[k] for k in _TEST_FIELDS if k in d and k != "extra"}
+        extra = {k: v for k, v in d.items() if k not in _TEST_FIELDS}
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in _TEST_FIELDS if f != "extra"}
+        if d["error"] is None:
+            del d["error"]
+        d.update(self.extra)
+        return d
+
+
+_TEST_FIELDS = tuple(f.name for f in fields(TestResult))
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """A batch of tests of one point, as written by one round of the runner."""
+
+    model: str
+    template: str
+    sampler: str
+    base_task: str
+    params: dict[str, Any]
+    manifold: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    tests: list[TestResult] = field(default_factory=list)
+    schema: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepRecord:
+        known = {k: d[k] for k in _STEP_FIELDS if k in d and k not in ("extra", "tests")}
+        extra = {k: v for k, v in d.items() if k not in _STEP_FIELDS}
+        tests = [TestResult.from_dict(t) for t in d.get("tests", [])]
+        known.setdefault("manifold", {})
+        return cls(**known, tests=tests, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f: getattr(self, f) for f in _STEP_FIELDS if f not in ("extra", "tests")}
+        d["tests"] = [t.to_dict() for t in self.tests]
+        d.update(self.extra)
+        return d
+
+    def to_line(self) -> bytes:
+        return orjson.dumps(self.to_dict()) + b"\n"
+
+
+_STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
+
+
+def iter_step_dicts(path: str | Path, *, strict: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, raw dict) for every record line of an NDJSON file.
+
+    A malformed line raises InputError naming file:line when `strict`; otherwise it is skipped. A last
+    line without its newline is a write cut short by a crash: it is ignored, not an error.
+    """
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            if not line.endswith(b"\n"):
+                return  # torn final write
+            try:
+                d = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                if strict:
+                    raise InputError(f"{path}:{lineno}: malformed NDJSON line ({exc.args[0]})") from None
+                continue
+            if not isinstance(d, dict):
+                if strict:
+                    raise InputError(f"{path}:{lineno}: record is not a JSON object")
+                continue
+            yield lineno, d
+
+
+def read_steps(path: str | Path, *, strict: bool = True) -> Iterator[StepRecord]:
+    for _, d in iter_step_dicts(path, strict=strict):
+        yield StepRecord.from_dict(d)
+
+
+class StepWriter:
+    """Append-only NDJSON writer: one line per record, flushed (and fsynced) before returning.
+
+    Opening an existing file first cuts a torn last line left by a crash, so a resumed run appends
+    cleanly after the last complete record.
+    """
+
+    def __init__(self, path: str | Path, *, fsync: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_torn_tail(self.path)
+        self._fh = open(self.path, "ab")
+        self._fsync = fsync
+
+    def write(self, record: StepRecord | dict[str, Any]) -> None:
+        line = record.to_line() if isinstance(record, StepRecord) else orjson.dumps(record) + b"\n"
+        self._fh.write(line)
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> StepWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def repair_torn_tail(path: Path) -> None:
+    """Truncate a file after its last newline (drops a partial line from an interrupted write)."""
+    if not path.exists():
+        return
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        chunk = 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - chunk)
+            fh.seek(start)
+            buf = fh.read(pos - start)
+            nl = buf.rfind(b"\n")
+            if nl != -1:
+                fh.truncate(start + nl + 1)
+                return
+            pos = start
+        fh.truncate(0)
+
+
+def write_json_atomic(path: str | Path, value: Any) -> None:
+    """Write JSON via a temp file + rename so readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON ({exc.args[0]})") from None
+
+
+__all__ = ["SCHEMA_VERSION", "STEPS_FILE", "METADATA_FILE", "TestResult", "StepRecord", "StepWriter",
+           "iter_step_dicts", "read_steps", "repair_torn_tail", "write_json_atomic", "read_json", "asdict"]

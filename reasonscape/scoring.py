@@ -1,0 +1,118 @@
+"""Answer extraction and grading, shared by the runner and `evaluate.py --offline`.
+
+A completion is split into reasoning and answer, then candidate answer strings are tried in order of
+how explicitly the model marked them: the last <answer>...</answer> block, the last \\boxed{...}, the
+last "final answer:"/"answer:" line, and finally the last non-empty line. The first candidate the
+task's parser accepts is the extracted answer; if none parses the result is `invalid`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from reasonscape.tasks.base import Task
+
+CORRECT, INCORRECT, INVALID, ERROR = "correct", "incorrect", "invalid", "error"
+STATUSES = (CORRECT, INCORRECT, INVALID, ERROR)
+
+_THINK_BLOCK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
+_THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.I)
+_THINK_CLOSE = re.compile(r"</(think|thinking|reasoning)>", re.I)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_ANSWER_OPEN = re.compile(r"<answer>(.*)$", re.S | re.I)
+_ANSWER_LINE = re.compile(
+    r"^[\s>*#_-]*(?:final\s+answer|answer)\s*(?:is)?\s*[:=]?\s*[*_]*\s*[:=]?\s*(.+?)\s*$", re.I | re.M)
+_FENCE = re.compile(r"^```[\w-]*\n(.*?)\n```$", re.S)
+
+
+class Grade(NamedTuple):
+    status: str
+    extracted: str | None
+
+
+def strip_reasoning(text: str) -> str:
+    """The answer part of a completion: reasoning blocks removed.
+
+    A closing tag without an opening one (chat templates that pre-fill "<think>") means everything
+    before it was reasoning; an opening tag that never closes means the answer never came.
+    """
+    text = _THINK_BLOCK.sub("", text)
+    close = None
+    for close in _THINK_CLOSE.finditer(text):
+        pass
+    if close is not None:
+        text = text[close.end():]
+    opened = _THINK_OPEN.search(text)
+    if opened is not None:
+        text = text[: opened.start()]
+    return text
+
+
+def _boxed(text: str) -> list[str]:
+    """Contents of every \\boxed{...}, with balanced braces."""
+    out = []
+    start = 0
+    while (i := text.find("\\boxed{", start)) != -1:
+        depth, j = 1, i + len("\\boxed{")
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth == 0:
+            out.append(text[i + len("\\boxed{"): j - 1])
+        start = j
+    return out
+
+
+def answer_candidates(completion: str) -> list[str]:
+    """Candidate answer strings, most explicit first."""
+    text = strip_reasoning(completion)
+    cands: list[str] = []
+    tags = _ANSWER_TAG.findall(text)
+    if tags:
+        cands.append(tags[-1])
+    else:
+        m = _ANSWER_OPEN.search(text)  # "<answer>42" cut off before the closing tag
+        if m:
+            cands.append(m.group(1))
+    boxed = _boxed(text)
+    if boxed:
+        cands.append(boxed[-1])
+    lines = _ANSWER_LINE.findall(text)
+    if lines:
+        cands.append(lines[-1])
+    stripped = text.strip()
+    if stripped:
+        fence = _FENCE.match(stripped)
+        if fence:
+            cands.append(fence.group(1))
+        last = [ln for ln in stripped.splitlines() if ln.strip()]
+        if last:
+            cands.append(last[-1])
+        cands.append(stripped)
+    return [_clean(c) for c in cands if c and c.strip()]
+
+
+def _clean(candidate: str) -> str:
+    c = candidate.strip()
+    c = re.sub(r"^\\text\{(.*)\}$", r"\1", c, flags=re.S)
+    c = re.sub(r"^(\*\*|__)(.*)\1$", r"\2", c, flags=re.S).strip()
+    c = re.sub(r"^`+|`+$", "", c).strip()
+    return c
+
+
+def extract_answer(task: Task, completion: str) -> str | None:
+    """The first candidate the task's parser accepts, in canonical form; None if none does."""
+    for cand in answer_candidates(completion):
+        parsed = task.parse_answer(cand)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def grade(task: Task, completion: str, reference: str) -> Grade:
+    """Status of a completion against a canonical reference: correct, incorrect or invalid."""
+    extracted = extract_answer(task, completion)
+    if extracted is None:
+        return Grade(INVALID, None)
+    return Grade(CORRECT if extracted == reference else INCORRECT, extracted)

@@ -1,0 +1,133 @@
+"""The Task interface every generator implements, and the helpers that drive it.
+
+A task is three pure pieces: a pydantic params model (what a point's coordinates may be), a
+generator `generate(rng, params) -> TestCase` (one test from a seeded RNG) and a parser that turns a
+model's candidate answer into the canonical form of the reference (or None when it is ill-formed).
+Grading, seeding and hierarchical sampling are the same for every task and live here.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reasonscape.errors import InputError
+from reasonscape.identity import identity_params, point_seed
+
+
+class TaskParams(BaseModel):
+    """Base of every task's params model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(slots=True)
+class TestCase:
+    """One generated test: what the model is asked and what counts as right.
+
+    `reference` is already in the canonical form that `Task.parse_answer` produces, so grading is a
+    string comparison. `guess_chance` is the probability that a blind guess is right (1/k for a k-way
+    choice, 1/2 for true/false, 0 for write-in answers). `meta` is the generator's per-test metadata
+    (the "genresult" that failure analysis breaks results down by); it must be JSON-serialisable.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    question: str
+    reference: str
+    guess_chance: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Base class of a task generator. Subclasses set the class attributes and implement generate."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[TaskParams]]
+    label: ClassVar[str] = ""
+    #: What the task asks, written for the model (templates put it in the system or user turn).
+    description: ClassVar[str] = ""
+    #: How the final answer must be written (templates append it to the instructions).
+    answer_format: ClassVar[str] = "Write your final answer between <answer> and </answer> tags."
+    #: For calibrated tasks: the integer param that `target_tokens` is resolved into.
+    calibrated_param: ClassVar[str | None] = None
+
+    def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
+        raise NotImplementedError(f"{type(self).__name__}.generate")
+
+    def parse_answer(self, text: str) -> str | None:
+        """Canonical form of a candidate answer, or None when it is not a well-formed answer."""
+        text = text.strip()
+        return text or None
+
+    def wrong_answer(self, rng: random.Random, test: TestCase) -> str:
+        """A plausible but wrong answer (used by the simulated model)."""
+        return test.reference + "x"
+
+    def difficulty(self, params: TaskParams) -> float:
+        """Nominal difficulty of a point (>= 0, ~0 trivial, ~1 hard for a mid model): the sim's axis."""
+        return 0.0
+
+    # -- shared machinery -------------------------------------------------------------------
+
+    def validate(self, params: dict[str, Any], where: str = "") -> TaskParams:
+        """Build the params model, turning pydantic's report into one line naming task, field, range."""
+        try:
+            return self.Params(**identity_params(params))
+        except ValidationError as exc:
+            raise InputError(format_validation_error(exc, self.Params, prefix=where or self.name)) from None
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix: str) -> str:
+    """First pydantic error as `prefix: field = value: problem (allowed ...)`."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    value = err.get("input")
+    msg = err.get("msg", "invalid value")
+    allowed = describe_field(model, str(err["loc"][0])) if err.get("loc") else ""
+    if err.get("type") == "extra_forbidden":
+        valid = ", ".join(sorted(model.model_fields))
+        return f"{prefix}: unknown parameter '{loc}' (valid: {valid})"
+    if err.get("type") == "missing":
+        return f"{prefix}: missing parameter '{loc}'" + (f" ({allowed})" if allowed else "")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    return f"{prefix}: {loc} = {shown}: {msg}" + (f" ({allowed})" if allowed else "")
+
+
+def describe_field(model: type[BaseModel], name: str) -> str:
+    """Human description of the values a field accepts, from its pydantic constraints."""
+    info = model.model_fields.get(name)
+    if info is None:
+        return ""
+    lo = hi = None
+    for m in info.metadata:
+        lo = getattr(m, "ge", lo) if getattr(m, "ge", None) is not None else lo
+        lo = getattr(m, "gt", lo) if getattr(m, "gt", None) is not None else lo
+        hi = getattr(m, "le", hi) if getattr(m, "le", None) is not None else hi
+        hi = getattr(m, "lt", hi) if getattr(m, "lt", None) is not None else hi
+    ann = getattr(info.annotation, "__args__", None)
+    if lo is not None or hi is not None:
+        return f"allowed range {'' if lo is None else lo}..{'' if hi is None else hi}"
+    if ann and all(isinstance(a, str | int) for a in ann):
+        return "allowed: " + ", ".join(map(str, ann))
+    return ""
+
+
+def generate_tests(task: Task, params: dict[str, Any] | TaskParams, global_seed: int, stop: int,
+                   start: int = 0) -> list[TestCase]:
+    """Tests `start .. stop-1` of a point's fixed sequence.
+
+    The sequence is drawn from one RNG seeded by `point_seed(global_seed, params)`, so any count is a
+    prefix of a larger one and round k of adaptive sampling extends the same sequence.
+    """
+    p = params if isinstance(params, TaskParams) else task.validate(params)
+    rng = random.Random(point_seed(global_seed, p.model_dump(mode="json")))
+    out: list[TestCase] = []
+    for i in range(stop):
+        case = task.generate(rng, p)
+        if i >= start:
+            out.append(case)
+    return out

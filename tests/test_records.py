@@ -1,0 +1,45 @@
+"""The step record survives round trips, old/new schemas, and crashes mid-write."""
+
+import pytest
+
+from reasonscape.errors import InputError
+from reasonscape.records import StepRecord, StepWriter, TestResult, iter_step_dicts, read_steps
+
+
+def _record(i=0):
+    return StepRecord(model="m", template="t", sampler="s", base_task="arithmetic", params={"length": 8},
+                      manifold={"id": "g", "target_tokens": None}, seed=42,
+                      tests=[TestResult(index=i, question="1+1", reference="2", answer="<answer>2</answer>",
+                                        extracted="2", status="correct", completion_tokens=5)])
+
+
+def test_round_trip_keeps_unknown_fields_and_defaults_missing_ones(tmp_path):
+    d = _record().to_dict()
+    d["future_field"] = {"x": 1}
+    d["tests"][0]["future_test_field"] = 3
+    del d["manifold"]
+    rec = StepRecord.from_dict(d)
+    assert rec.manifold == {}
+    out = rec.to_dict()
+    assert out["future_field"] == {"x": 1} and out["tests"][0]["future_test_field"] == 3
+    assert "error" not in out["tests"][0]
+
+
+def test_torn_last_line_is_repaired_before_appending(tmp_path):
+    path = tmp_path / "result-steps.ndjson"
+    with StepWriter(path, fsync=False) as w:
+        w.write(_record(0))
+    with open(path, "ab") as fh:
+        fh.write(b'{"model": "m", "tests": [')  # crash mid-write
+    assert [r.tests[0].index for r in read_steps(path)] == [0]
+    with StepWriter(path, fsync=False) as w:
+        w.write(_record(1))
+    assert [r.tests[0].index for r in read_steps(path)] == [0, 1]
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(_record().to_line() + b"{not json}\n" + _record(1).to_line())
+    with pytest.raises(InputError, match=r"x.ndjson:2: malformed"):
+        list(iter_step_dicts(path))
+    assert [n for n, _ in iter_step_dicts(path, strict=False)] == [1, 3]
