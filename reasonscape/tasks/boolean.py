@@ -76,6 +76,12 @@ def unwrap_answer(text: str) -> str:
     return t
 
 
+def dewhitespace(rng: random.Random, text: str, prob: float) -> str:
+    """`text` with each space removed independently with probability `prob` (one draw per space)."""
+    pieces = text.split(" ")
+    return pieces[0] + "".join(("" if rng.random() < prob else " ") + s for s in pieces[1:])
+
+
 class Boolean(Task):
     name = "boolean"
     label = "Boolean"
@@ -95,85 +101,94 @@ class Boolean(Task):
 
     # -- generation -----------------------------------------------------------------------------
 
-    def _negate(self, rng: random.Random, p: BooleanParams, text: str, value: bool,
-                stats: list[int]) -> tuple[str, bool]:
-        """Maybe prefix `not` (possibly chained) to an operand, flipping its value per negation."""
+    def _nots(self, rng: random.Random, p: BooleanParams, stats: list[int]) -> int:
+        """How many `not`s precede an operand: maybe one, then maybe chained ones."""
         if p.prob_not and rng.random() < p.prob_not:
             n = 1
             while n < _MAX_NOTS and rng.random() < p.prob_not_after_not:
                 n += 1
             stats[0] += n
-            return "not " * n + text, value != (n % 2 == 1)
-        return text, value
+            return n
+        return 0
 
-    def _literal(self, rng: random.Random, p: BooleanParams, words: tuple[str, str],
-                 stats: list[int]) -> tuple[str, bool]:
-        value = rng.random() < 0.5
-        return self._negate(rng, p, words[0] if value else words[1], value, stats)
-
-    def _operand(self, rng: random.Random, p: BooleanParams, k: int, depth: int, words: tuple[str, str],
-                 stats: list[int]) -> tuple[str, bool, int]:
-        """One side of an xor: a single (maybe negated) value when k == 1, else a group."""
+    def _operand(self, rng: random.Random, p: BooleanParams, k: int, depth: int, target: bool,
+                 words: tuple[str, str], stats: list[int]) -> tuple[str, int]:
+        """(text, depth reached) of a maybe-negated operand worth `target`: a value or a group of k."""
+        n = self._nots(rng, p, stats)
+        inner = target != (n % 2 == 1)
         if k == 1:
-            text, value = self._literal(rng, p, words, stats)
-            return text, value, 0
-        text, value, reached = self._group(rng, p, k, depth, words, stats)
-        text, value = self._negate(rng, p, text, value, stats)
-        return text, value, reached
+            return "not " * n + (words[0] if inner else words[1]), 0
+        text, reached = self._group(rng, p, k, depth, inner, words, stats)
+        return "not " * n + text, reached
 
-    def _group(self, rng: random.Random, p: BooleanParams, k: int, depth: int, words: tuple[str, str],
-               stats: list[int]) -> tuple[str, bool, int]:
-        """A parenthesised group of k >= 2 values using at most `depth` >= 1 levels of nesting."""
+    def _group(self, rng: random.Random, p: BooleanParams, k: int, depth: int, target: bool,
+               words: tuple[str, str], stats: list[int]) -> tuple[str, int]:
+        """A parenthesised group of k >= 2 values worth `target`, at most `depth` >= 1 levels deep."""
         if (k == 2 or depth >= 2) and p.prob_xor and rng.random() < p.prob_xor:
             k1 = rng.randint(1, k - 1)
-            lt, lv, ld = self._operand(rng, p, k1, depth - 1, words, stats)
-            rt, rv, rd = self._operand(rng, p, k - k1, depth - 1, words, stats)
+            left = rng.random() < 0.5
+            lt, ld = self._operand(rng, p, k1, depth - 1, left, words, stats)
+            rt, rd = self._operand(rng, p, k - k1, depth - 1, left != target, words, stats)
             stats[1] += 1
-            return f"({lt} ^ {rt})", lv != rv, 1 + max(ld, rd)
-        text, value, reached = self._chain(rng, p, k, depth - 1, words, stats)
-        return f"({text})", value, reached + 1
+            return f"({lt} ^ {rt})", 1 + max(ld, rd)
+        text, reached = self._chain(rng, p, k, depth - 1, target, words, stats)
+        return f"({text})", reached + 1
 
-    def _chain(self, rng: random.Random, p: BooleanParams, n: int, depth: int, words: tuple[str, str],
-               stats: list[int]) -> tuple[str, bool, int]:
-        """(text, value, depth reached) of n values joined by and/or, one nested group if depth allows."""
-        pos = k = -1
+    def _chain(self, rng: random.Random, p: BooleanParams, n: int, depth: int, target: bool,
+               words: tuple[str, str], stats: list[int]) -> tuple[str, int]:
+        """(text, depth reached) of n values joined by and/or, worth `target`.
+
+        Built top-down from the value it must have, so that answers are balanced at every length
+        (drawn bottom-up, long or-chains are almost always true and a constant guess would score).
+        The chain is an `or` of `and`-runs: a true chain has at least one true run, a false chain
+        none; a true run has only true operands, a false run at least one false operand.
+        """
+        sizes = [1] * n
         if depth > 0 and n >= 3:
             k = rng.randint(2, n - 1)
             pos = rng.randint(0, n - k)
-        parts: list[str] = []
-        values: list[bool] = []
-        reached = 0
-        i = 0
-        while i < n:
-            if i == pos:
-                text, value, reached = self._group(rng, p, k, depth, words, stats)
-                text, value = self._negate(rng, p, text, value, stats)
-                i += k
-            else:
-                text, value = self._literal(rng, p, words, stats)
-                i += 1
-            parts.append(text)
-            values.append(value)
-        ops = [rng.choice(("and", "or")) for _ in range(len(values) - 1)]
-        # not > and > or: fold and-runs, then or them together.
-        any_true, run = False, values[0]
-        out = parts[0]
-        for op, part, value in zip(ops, parts[1:], values[1:], strict=True):
-            out += f" {op} {part}"
+            sizes[pos:pos + k] = [k]
+        m = len(sizes)
+        ops = ["and" if rng.random() < 0.5 else "or" for _ in range(m - 1)]
+        runs: list[list[int]] = [[0]]
+        for i, op in enumerate(ops, start=1):
             if op == "and":
-                run = run and value
+                runs[-1].append(i)
             else:
-                any_true = any_true or run
-                run = value
-        return out, any_true or run, reached
+                runs.append([i])
+        if target:
+            run_values = [rng.random() < 0.5 for _ in runs]
+            if not any(run_values):
+                run_values[rng.randrange(len(runs))] = True
+        else:
+            run_values = [False] * len(runs)
+        targets: list[bool] = []
+        for run, value in zip(runs, run_values, strict=True):
+            if value:
+                targets.extend([True] * len(run))
+            else:
+                vals = [rng.random() < 0.5 for _ in run]
+                if all(vals):
+                    vals[rng.randrange(len(run))] = False
+                targets.extend(vals)
+        reached = 0
+        parts: list[str] = []
+        for i, (size, value) in enumerate(zip(sizes, targets, strict=True)):
+            if i:
+                parts.append(ops[i - 1])
+            text, d = self._operand(rng, p, size, depth, value, words, stats)
+            parts.append(text)
+            reached = max(reached, d)
+        return " ".join(parts), reached
 
     def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
         p: BooleanParams = params  # type: ignore[assignment]
         words = NOTATIONS[p.format]
         stats = [0, 0]  # negations, xor pairs
-        text, value, reached = self._chain(rng, p, p.length, p.max_depth, words, stats)
+        value = rng.random() < 0.5
+        text, reached = self._chain(rng, p, p.length, p.max_depth, value, words, stats)
         if p.prob_dewhitespace > 0:
-            text = "".join(("" if rng.random() < p.prob_dewhitespace else c) if c == " " else c for c in text)
+            text = dewhitespace(rng, text, p.prob_dewhitespace)
         answer = words[0] if value else words[1]
         return TestCase(
             question=(f"Evaluate this boolean expression (values written as {words[0]}/{words[1]}):\n{text}"),

@@ -1,0 +1,408 @@
+"""PointsDB: the DuckDB file evaluate.py writes and every analysis verb reads.
+
+One table of evaluations, one row per point with raw counters and forensic arrays, and the one
+query API: `PointsDB(path).query(filters)` compiles the standard filter JSON to SQL with bound
+parameters and returns a pandas DataFrame. Estimators are computed at query time from the raw
+counters (`add_estimates`, reasonscape.stats). Schema and column meanings: docs/evaluate.md.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.stats import MODES, Z95
+from reasonscape.stats import add_estimates as _add_estimates
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+
+EVALS_DDL = """
+CREATE TABLE IF NOT EXISTS evals (
+    eval_id VARCHAR PRIMARY KEY,
+    model VARCHAR NOT NULL,
+    template VARCHAR NOT NULL,
+    sampler VARCHAR NOT NULL,
+    label VARCHAR NOT NULL,
+    groups VARCHAR[] NOT NULL,
+    facets JSON NOT NULL,
+    tags VARCHAR[] NOT NULL,
+    hf_id VARCHAR
+)"""
+
+#: Point columns in table order, with their SQL types (docs/evaluate.md describes each).
+POINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "INTEGER PRIMARY KEY"),
+    ("eval_id", "VARCHAR NOT NULL"),
+    ("model", "VARCHAR NOT NULL"),
+    ("template", "VARCHAR NOT NULL"),
+    ("sampler", "VARCHAR NOT NULL"),
+    ("base_task", "VARCHAR NOT NULL"),
+    ("params", "JSON NOT NULL"),
+    ("manifold", "JSON NOT NULL"),
+    ("facets", "JSON NOT NULL"),
+    ("groups", "VARCHAR[] NOT NULL"),
+    ("n", "INTEGER NOT NULL"),
+    ("correct", "INTEGER NOT NULL"),
+    ("incorrect", "INTEGER NOT NULL"),
+    ("invalid", "INTEGER NOT NULL"),
+    ("truncated", "INTEGER NOT NULL"),
+    ("errors", "INTEGER NOT NULL"),
+    ("guess", "DOUBLE NOT NULL"),
+    ("guess_truncated", "DOUBLE NOT NULL"),
+    ("prompt_tokens", "BIGINT NOT NULL"),
+    ("completion_tokens", "BIGINT NOT NULL"),
+    ("completion_tokens_correct", "BIGINT NOT NULL"),
+    ("completion_tokens_incorrect", "BIGINT NOT NULL"),
+    ("completion_tokens_invalid", "BIGINT NOT NULL"),
+    ("completion_tokens_truncated", "BIGINT NOT NULL"),
+    ("hazard_bucket", "INTEGER NOT NULL"),
+    ("hazard_correct", "INTEGER[] NOT NULL"),
+    ("hazard_incorrect", "INTEGER[] NOT NULL"),
+    ("hazard_invalid", "INTEGER[] NOT NULL"),
+    ("hazard_truncated", "INTEGER[] NOT NULL"),
+    ("compression_index", "INTEGER[] NOT NULL"),
+    ("compression_outcome", "UTINYINT[] NOT NULL"),
+    ("compression_bytes", "INTEGER[] NOT NULL"),
+    ("compression_compressed", "INTEGER[] NOT NULL"),
+    ("compression_tokens", "INTEGER[] NOT NULL"),
+)
+POINT_COLUMN_NAMES = tuple(c for c, _ in POINT_COLUMNS)
+IDENTITY = ("model", "template", "sampler", "base_task", "params")
+#: Columns a default query returns (the forensic arrays are asked for by name or with columns="*").
+SUMMARY_COLUMNS = POINT_COLUMN_NAMES[: POINT_COLUMN_NAMES.index("hazard_bucket")]
+
+POINTS_DDL = ("CREATE TABLE IF NOT EXISTS points (\n    "
+              + ",\n    ".join(f"{c} {t}" for c, t in POINT_COLUMNS)
+              + ",\n    UNIQUE (model, template, sampler, base_task, params)\n)")
+
+FILES_DDL = """
+CREATE TABLE IF NOT EXISTS files (
+    path VARCHAR NOT NULL,
+    eval_id VARCHAR NOT NULL,      -- '' in interview mode (a file may hold several evals)
+    size BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL,  -- sha256 of the first and last MiB
+    graded VARCHAR NOT NULL,       -- 'record' (statuses as written) or 'offline' (re-graded)
+    lines INTEGER NOT NULL,
+    tests INTEGER NOT NULL,
+    bad_lines INTEGER NOT NULL,
+    first_error VARCHAR,
+    PRIMARY KEY (path, eval_id)
+)"""
+
+FILE_POINTS_DDL = """
+CREATE TABLE IF NOT EXISTS file_points (
+    path VARCHAR NOT NULL,
+    eval_id VARCHAR NOT NULL,
+    point_id INTEGER NOT NULL
+)"""
+
+META_DDL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
+
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS points_eval_id ON points (eval_id)",
+    "CREATE INDEX IF NOT EXISTS points_base_task ON points (base_task)",
+    "CREATE INDEX IF NOT EXISTS file_points_point ON file_points (point_id)",
+)
+
+# -- filters ------------------------------------------------------------------------------------
+
+#: Plain filter keys; besides these any `params.*`, `manifold.*` or `facets.*` path is valid.
+FILTER_KEYS = ("eval_id", "base_task", "groups", "model", "template", "sampler", "id")
+JSON_ROOTS = ("params", "manifold", "facets")
+_JSON_KEY = re.compile(r"^(params|manifold|facets)((?:\.[A-Za-z_][A-Za-z0-9_-]{0,63}){1,4})$")
+_SCALAR = (str, int, float, bool)
+
+
+def valid_filter_keys() -> str:
+    return ", ".join(FILTER_KEYS) + ", params.<name>, manifold.<name>, facets.<name>"
+
+
+def parse_filters(filters: dict[str, Any] | str | None) -> dict[str, Any]:
+    """Filter JSON (a string from --filters, or a dict) as a dict; malformed input is one InputError."""
+    if filters is None or filters == "":
+        return {}
+    if isinstance(filters, str):
+        try:
+            filters = orjson.loads(filters)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"--filters: malformed JSON ({exc.args[0]}); valid keys: {valid_filter_keys()}") from None
+    if not isinstance(filters, dict):
+        raise InputError(f"--filters: expected a JSON object, got {type(filters).__name__}; "
+                         f"valid keys: {valid_filter_keys()}")
+    return filters
+
+
+def _values(key: str, v: Any) -> list[Any]:
+    vals = v if isinstance(v, list) else [v]
+    if not vals:
+        raise InputError(f"--filters: '{key}' is an empty list")
+    for x in vals:
+        if x is not None and not isinstance(x, _SCALAR):
+            raise InputError(f"--filters: '{key}' values must be strings, numbers, booleans or null")
+    return vals
+
+
+def compile_filters(filters: dict[str, Any] | str | None, alias: str = "") -> tuple[str, list[Any]]:
+    """(SQL condition, bound parameters) for a filter; "TRUE" when empty.
+
+    Keys: eval_id/base_task/model/template/sampler/id take a value or a list (any of); groups takes a
+    list of lists of "key:value" tags (AND within an inner list, OR across lists; a flat list is one
+    AND-list); params.X/manifold.X/facets.X take a scalar or a list (numbers compare numerically,
+    strings as text, booleans as true/false, null matches a missing or null value).
+    """
+    f = parse_filters(filters)
+    p = f"{alias}." if alias else ""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key in sorted(f):
+        value = f[key]
+        if key in ("eval_id", "base_task", "model", "template", "sampler"):
+            vals = _values(key, value)
+            if not all(isinstance(x, str) for x in vals):
+                raise InputError(f"--filters: '{key}' values must be strings")
+            clauses.append(f"{p}{key} IN ({', '.join('?' * len(vals))})")
+            params.extend(vals)
+        elif key == "id":
+            vals = _values(key, value)
+            if not all(isinstance(x, int) and not isinstance(x, bool) for x in vals):
+                raise InputError("--filters: 'id' values must be integers")
+            clauses.append(f"{p}id IN ({', '.join('?' * len(vals))})")
+            params.extend(vals)
+        elif key == "groups":
+            if isinstance(value, str):
+                value = [[value]]
+            if not isinstance(value, list) or not value:
+                raise InputError("--filters: 'groups' must be a list of lists of tags, e.g. [[\"arch:moe\"]]")
+            if all(isinstance(x, str) for x in value):
+                value = [value]
+            ors = []
+            for inner in value:
+                inner = [inner] if isinstance(inner, str) else inner
+                if not isinstance(inner, list) or not inner or not all(isinstance(x, str) for x in inner):
+                    raise InputError("--filters: 'groups' must be a list of lists of tags, e.g. [[\"arch:moe\"]]")
+                ors.append(f"list_has_all({p}groups, ?::VARCHAR[])")
+                params.append(inner)
+            clauses.append("(" + " OR ".join(ors) + ")")
+        else:
+            m = _JSON_KEY.match(key)
+            if not m:
+                raise InputError(f"--filters: unknown key '{key}' (valid: {valid_filter_keys()})")
+            column, path = m.group(1), "$" + m.group(2)
+            ors = []
+            for x in _values(key, value):
+                if x is None:
+                    ors.append(f"json_extract_string({p}{column}, ?) IS NULL")
+                    params.append(path)
+                elif isinstance(x, bool):
+                    ors.append(f"json_extract_string({p}{column}, ?) = ?")
+                    params.extend([path, "true" if x else "false"])
+                elif isinstance(x, int | float):
+                    ors.append(f"TRY_CAST(json_extract_string({p}{column}, ?) AS DOUBLE) = ?")
+                    params.extend([path, float(x)])
+                else:
+                    ors.append(f"json_extract_string({p}{column}, ?) = ?")
+                    params.extend([path, x])
+            clauses.append("(" + " OR ".join(ors) + ")")
+    return (" AND ".join(clauses) if clauses else "TRUE"), params
+
+
+def _quote_ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise InputError(f"invalid column name '{name}'")
+    return '"' + name + '"'
+
+
+# -- the database -------------------------------------------------------------------------------
+
+class PointsDB:
+    """A PointsDB file. Readers open it read-only (the default); evaluate.py opens it for writing."""
+
+    def __init__(self, path: str | Path, read_only: bool = True):
+        import duckdb
+
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.is_file():
+            raise InputError(f"{self.path}: PointsDB not found (run evaluate.py first)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RuntimeFailure(f"{self.path}: cannot open PointsDB ({first})") from None
+        if not read_only:
+            self.ensure_schema()
+
+    # context manager
+    def __enter__(self) -> PointsDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def ensure_schema(self) -> None:
+        for ddl in (META_DDL, EVALS_DDL, POINTS_DDL, FILES_DDL, FILE_POINTS_DDL, *INDEXES):
+            self.con.execute(ddl)
+        self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _select(self, filters: dict[str, Any] | str | None, columns: str | list[str] | None,
+                order_by: str | list[str] | None) -> tuple[str, list[Any]]:
+        where, params = compile_filters(filters)
+        if columns == "*":
+            cols = "*"
+        else:
+            names = list(SUMMARY_COLUMNS) if columns is None else ([columns] if isinstance(columns, str) else columns)
+            bad = [c for c in names if c not in POINT_COLUMN_NAMES]
+            if bad:
+                raise InputError(f"unknown point column '{bad[0]}' (valid: {', '.join(POINT_COLUMN_NAMES)})")
+            cols = ", ".join(_quote_ident(c) for c in names)
+        order = ["id"] if order_by is None else ([order_by] if isinstance(order_by, str) else order_by)
+        bad = [c for c in order if c not in POINT_COLUMN_NAMES]
+        if bad:
+            raise InputError(f"unknown point column '{bad[0]}' to order by")
+        return (f"SELECT {cols} FROM points WHERE {where} ORDER BY {', '.join(_quote_ident(c) for c in order)}",
+                params)
+
+    def query(self, filters: dict[str, Any] | str | None = None, columns: str | list[str] | None = None,
+              order_by: str | list[str] | None = None, estimates: bool | list[str] = False) -> pd.DataFrame:
+        """Points matching a filter as a DataFrame (params/manifold/facets decoded to dicts).
+
+        `columns`: None = identity, JSON and counter columns; "*" = all, including forensic arrays;
+        or a list. `estimates=True` adds `<mode>_center`/`<mode>_margin` for all six modes (a list picks
+        modes); the counter columns they need are added to the selection.
+        """
+        if estimates and columns not in (None, "*"):
+            cols = [columns] if isinstance(columns, str) else list(columns)
+            columns = cols + [c for c in ("correct", "n", "truncated", "guess", "guess_truncated") if c not in cols]
+        sql, params = self._select(filters, columns, order_by)
+        df = self.con.execute(sql, params).df()
+        for col in ("params", "manifold", "facets"):
+            if col in df.columns:
+                df[col] = [orjson.loads(v) if isinstance(v, str) else v for v in df[col]]
+        if estimates:
+            modes = MODES if estimates is True else tuple(estimates)
+            df = add_estimates(df, modes)
+        return df
+
+    def query_arrow(self, filters: dict[str, Any] | str | None = None, columns: str | list[str] | None = None,
+                    order_by: str | list[str] | None = None):
+        """Same selection as `query`, as a pyarrow Table (JSON columns stay JSON text). Needs pyarrow."""
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise RuntimeFailure("query_arrow needs pyarrow, which is not installed (pip install pyarrow)") from None
+        sql, params = self._select(filters, columns, order_by)
+        return self.con.execute(sql, params).fetch_arrow_table()
+
+    def count(self, filters: dict[str, Any] | str | None = None) -> int:
+        where, params = compile_filters(filters)
+        return int(self.con.execute(f"SELECT count(*) FROM points WHERE {where}", params).fetchone()[0])
+
+    def evals(self, filters: dict[str, Any] | str | None = None) -> pd.DataFrame:
+        """Evaluations with their point and test counts (only evals with points matching `filters`
+        when a filter is given; every eval otherwise)."""
+        where, params = compile_filters(filters, alias="p")
+        join = "JOIN" if filters else "LEFT JOIN"
+        sql = f"""
+            SELECT e.eval_id, e.label, e.model, e.template, e.sampler, e.groups, e.facets, e.tags, e.hf_id,
+                   count(p.id) AS points, coalesce(sum(p.n), 0) AS tests,
+                   coalesce(sum(p.truncated), 0) AS truncated, coalesce(sum(p.errors), 0) AS errors
+            FROM evals e {join} (SELECT * FROM points p WHERE {where}) p ON p.eval_id = e.eval_id
+            GROUP BY ALL ORDER BY e.label, e.eval_id"""
+        df = self.con.execute(sql, params).df()
+        df["facets"] = [orjson.loads(v) if isinstance(v, str) else v for v in df["facets"]]
+        return df
+
+    def tasks(self, filters: dict[str, Any] | str | None = None) -> pd.DataFrame:
+        """Base tasks with point, eval and test counts."""
+        where, params = compile_filters(filters)
+        return self.con.execute(
+            f"""SELECT base_task, count(*) AS points, count(DISTINCT eval_id) AS evals, sum(n) AS tests
+                FROM points WHERE {where} GROUP BY base_task ORDER BY base_task""", params).df()
+
+    def point(self, point_id: int) -> dict[str, Any]:
+        """All columns of one point (forensic arrays included) as a dict; unknown id is an InputError."""
+        df = self.query({"id": [int(point_id)]}, columns="*")
+        if df.empty:
+            raise InputError(f"point id {point_id} not found in {self.path}")
+        return df.iloc[0].to_dict()
+
+    def export_rows(self, table: str) -> list[tuple]:
+        """Every row of a table in a fixed order (used to check that re-running evaluate changes nothing)."""
+        order = {"points": "id", "evals": "eval_id", "files": "path, eval_id",
+                 "file_points": "path, eval_id, point_id", "meta": "key"}
+        if table not in order:
+            raise InputError(f"unknown table '{table}'")
+        return self.con.execute(f"SELECT * FROM {table} ORDER BY {order[table]}").fetchall()
+
+    # -- writing (evaluate.py) ----------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise RuntimeFailure(f"{self.path}: opened read-only")
+
+    def upsert_evals(self, rows: list[dict[str, Any]]) -> None:
+        self._writable()
+        for r in rows:
+            self.con.execute(
+                "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?::VARCHAR[], ?, ?::VARCHAR[], ?)",
+                [r["eval_id"], r["model"], r["template"], r["sampler"], r.get("label") or r["model"],
+                 list(r.get("groups") or []), orjson.dumps(r.get("facets") or {}, option=orjson.OPT_SORT_KEYS).decode(),
+                 list(r.get("tags") or []), r.get("hf_id")])
+
+    def point_ids(self) -> dict[tuple[str, str, str, str, str], int]:
+        """Identity tuple -> id of every stored point."""
+        rows = self.con.execute("SELECT model, template, sampler, base_task, params::VARCHAR, id FROM points").fetchall()
+        return {tuple(r[:5]): r[5] for r in rows}
+
+    def write_points(self, rows: list[dict[str, Any]]) -> None:
+        """Insert or replace points by id (rows carry every column of POINT_COLUMNS)."""
+        self._writable()
+        if not rows:
+            return
+        import pandas as pd
+
+        df = pd.DataFrame(rows, columns=list(POINT_COLUMN_NAMES))
+        ids = [int(i) for i in df["id"]]
+        self.con.execute("DELETE FROM points WHERE id IN (SELECT unnest(?::INTEGER[]))", [ids])
+        casts = ", ".join(f"CAST({_quote_ident(c)} AS {t.split(' ')[0]})" for c, t in POINT_COLUMNS)
+        self.con.register("_new_points", df)
+        try:
+            self.con.execute(f"INSERT INTO points SELECT {casts} FROM _new_points")
+        finally:
+            self.con.unregister("_new_points")
+
+    def delete_points(self, ids: list[int]) -> None:
+        self._writable()
+        if ids:
+            self.con.execute("DELETE FROM points WHERE id IN (SELECT unnest(?::INTEGER[]))", [list(ids)])
+            self.con.execute("DELETE FROM file_points WHERE point_id IN (SELECT unnest(?::INTEGER[]))", [list(ids)])
+
+    def sync_point_facets(self) -> None:
+        """Copy each eval's current groups/facets onto its points (evals.json edits need no re-read)."""
+        self._writable()
+        self.con.execute("""
+            UPDATE points SET groups = e.groups, facets = e.facets FROM evals e
+            WHERE points.eval_id = e.eval_id
+              AND (points.groups IS DISTINCT FROM e.groups OR points.facets::VARCHAR IS DISTINCT FROM e.facets::VARCHAR)""")
+
+
+def add_estimates(frame: pd.DataFrame, modes: tuple[str, ...] | list[str] = MODES, z: float = Z95,
+                  interval: str = "mapped") -> pd.DataFrame:
+    """Add `<mode>_center`/`<mode>_margin` columns (vectorised, reasonscape.stats.estimate) to a frame
+    of points or of counters summed per group."""
+    return _add_estimates(frame, modes, z, interval)

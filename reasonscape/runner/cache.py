@@ -1,0 +1,123 @@
+"""The response cache: SQLite in WAL mode, one row per request body, keyed by `identity.cache_key`.
+
+A row holds the canonical request body and what came back (text, finish_reason, usage, model, latency,
+or the error of a request the server refused for good); never headers or API keys. Lookups are batched
+(`WHERE key IN (...)`, one query per point-round); writes are buffered and committed every
+`FLUSH_ROWS` rows or `FLUSH_SECONDS`, so a kill -9 loses at most the last fraction of a second of answers
+(WAL + synchronous=NORMAL: a committed transaction survives the process dying).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import orjson
+
+from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.runner.client import Completion
+
+CACHE_FILE = "responses.sqlite"
+FLUSH_ROWS = 512
+FLUSH_SECONDS = 0.5
+_MAX_VARS = 900  # below SQLite's default limit of bound parameters
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    request BLOB NOT NULL,
+    text TEXT NOT NULL,
+    finish_reason TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    usage BLOB,
+    model TEXT,
+    latency_s REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at REAL NOT NULL
+) WITHOUT ROWID
+"""
+_COLUMNS = "key, text, finish_reason, prompt_tokens, completion_tokens, model, latency_s, error"
+
+
+def cache_path(spec: str | Path) -> Path:
+    """`--cache` value -> the SQLite file: a directory (existing, or given with a trailing slash or
+    without a suffix) holds `responses.sqlite`; anything else is the file itself."""
+    path = Path(spec)
+    if path.is_dir() or str(spec).endswith(("/", "\\")) or (not path.exists() and not path.suffix):
+        return path / CACHE_FILE
+    return path
+
+
+class ResponseCache:
+    """Keyed store of completions. Not thread-safe: use it from the event loop's thread only."""
+
+    def __init__(self, spec: str | Path):
+        self.path = cache_path(spec)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"--cache {self.path}: not a usable SQLite cache ({exc})") from None
+        except OSError as exc:
+            raise InputError(f"--cache {self.path}: {exc.strerror or exc}") from None
+        self._pending: list[tuple] = []
+        self._last_flush = time.monotonic()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        """Completions for the keys that are cached (pending writes included)."""
+        out: dict[str, Completion] = {}
+        if self._pending:
+            self.flush()
+        for i in range(0, len(keys), _MAX_VARS):
+            chunk = keys[i:i + _MAX_VARS]
+            marks = ",".join("?" * len(chunk))
+            for key, text, finish, pt, ct, model, lat, err in self._db.execute(
+                    f"SELECT {_COLUMNS} FROM responses WHERE key IN ({marks})", chunk):
+                out[key] = Completion(text, finish, pt, ct, model or "", lat, {}, err)
+        return out
+
+    def put(self, key: str, request: bytes, c: Completion) -> None:
+        self._pending.append((key, request, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens,
+                              orjson.dumps(c.usage) if c.usage else None, c.model, c.latency_s, c.error,
+                              time.time()))
+        if len(self._pending) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def put_many(self, rows: Iterable[tuple[str, bytes, Completion]]) -> None:
+        for key, request, c in rows:
+            self.put(key, request, c)
+        self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        except sqlite3.Error as exc:
+            raise RuntimeFailure(f"cache {self.path}: write failed ({exc})") from None
+
+    def mean_completion_tokens(self, keys: Sequence[str]) -> tuple[int, float]:
+        """(how many of `keys` are cached without error, their mean completion tokens)."""
+        hits = [c for c in self.get_many(keys).values() if c.error is None]
+        return len(hits), (sum(c.completion_tokens for c in hits) / len(hits) if hits else 0.0)
+
+    def __len__(self) -> int:
+        self.flush()
+        return self._db.execute("SELECT count(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._db.close()

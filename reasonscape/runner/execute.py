@@ -1,0 +1,252 @@
+"""The scheduler: point-rounds in, graded step records out, with `parallel` requests always in flight.
+
+A producer walks the ready point-rounds (shuffled once with the run's seed), generates each round's
+tests, answers what it can from the cache in one batched lookup, and queues the rest; `parallel` workers
+pull single requests off the queue, so the pool stays full (a slow request never holds back a batch).
+When a round's last test is graded its StepRecord is written, the point's tally is updated, and the
+stopping rule decides whether the point's next round goes back to the front of the ready list.
+
+A backend returns None for a test whose answer is not available in this session (write-batch collects
+the request; read-batch has no answer for it): that round stays unwritten and its point pauses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reasonscape.records import StepRecord, TestResult
+from reasonscape.runner.cache import ResponseCache
+from reasonscape.runner.client import Completion
+from reasonscape.runner.plan import (
+    PointPlan,
+    RunSpec,
+    Tally,
+    TestContext,
+    TestSequence,
+    make_request,
+    needs_another_round,
+)
+from reasonscape.runner.progress import Counts, Progress
+from reasonscape.scoring import ERROR, grade
+
+
+class Backend(Protocol):
+    #: Whether answers are worth caching (real models: yes; the simulated model: no).
+    cacheable: bool
+    requests: int
+    retries: int
+
+    async def complete(self, path: str, content: bytes, context: TestContext) -> Completion | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class PointState:
+    plan: PointPlan
+    rounds: int = 0
+    tally: Tally = field(default_factory=Tally)
+    seq: TestSequence | None = None
+    #: Done for this session: stopped by the rule, or waiting for answers (batch).
+    finished: bool = False
+    blocked: bool = False
+
+
+def resume_states(plans: list[PointPlan], done: dict[str, dict[int, dict[str, Any]]], count: int,
+                  spec: RunSpec) -> tuple[list[PointState], int]:
+    """States of every point given the tests already written; also how many written tests count."""
+    states = []
+    written = 0
+    for plan in plans:
+        st = PointState(plan)
+        tests = done.get(plan.point.key)
+        if tests:
+            rounds = 0
+            while all(i in tests for i in range(rounds * count, (rounds + 1) * count)):
+                rounds += 1
+            for i in range(rounds * count):
+                t = tests[i]
+                st.tally.add(t.get("status", ""), bool(t.get("truncated")), float(t.get("guess_chance") or 0.0))
+            st.rounds = rounds
+            written += rounds * count
+            st.finished = rounds > 0 and not needs_another_round(spec.level, rounds, st.tally)
+        states.append(st)
+    return states, written
+
+
+class _Round:
+    __slots__ = ("state", "start", "tests", "requests", "results", "pending", "deferred")
+
+    def __init__(self, state: PointState, start: int, tests: list, requests: list):
+        self.state = state
+        self.start = start
+        self.tests = tests
+        self.requests = requests
+        self.results: list[TestResult | None] = [None] * len(tests)
+        self.pending = len(tests)
+        self.deferred = 0
+
+
+class Executor:
+    """Runs the point-rounds of `states` through `backend`; see the module docstring."""
+
+    def __init__(self, spec: RunSpec, states: list[PointState], backend: Backend, *,
+                 cache: ResponseCache | None, write: Callable[[StepRecord], None] | None,
+                 progress: Progress, parallel: int = 16, shuffle: bool = True):
+        self.spec = spec
+        self.backend = backend
+        self.cache = cache
+        self.write = write
+        self.progress = progress
+        self.parallel = max(1, int(parallel))
+        self.counts = Counts()
+        self.interrupted = False
+        self.states = states
+        ready = [s for s in states if not s.finished]
+        if shuffle:
+            random.Random(spec.seed).shuffle(ready)
+        self._ready: deque[PointState] = deque(ready)
+        self._open = 0
+        self._tasks: list[asyncio.Task] = []
+        self._count = spec.level.count
+        self._path = spec.path
+        self._caching = cache is not None and backend.cacheable
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def run(self) -> Counts:
+        """Run until every point stopped (or paused); a fatal backend error propagates."""
+        self._queue: asyncio.Queue[tuple[_Round, int] | None] = asyncio.Queue(maxsize=max(64, 2 * self.parallel))
+        self._wake = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._produce())]
+        self._tasks += [asyncio.create_task(self._work()) for _ in range(self.parallel)]
+        try:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self.counts.requests = self.backend.requests
+            self.counts.retries = self.backend.retries
+            if self.cache is not None:
+                self.cache.flush()
+        for t in done:
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+        return self.counts
+
+    def interrupt(self) -> None:
+        """Stop now (Ctrl-C): in-flight requests are dropped, written rounds stay written."""
+        self.interrupted = True
+        for t in self._tasks:
+            t.cancel()
+
+    @property
+    def complete(self) -> bool:
+        return not self.interrupted and all(s.finished and not s.blocked for s in self.states)
+
+    # -- producer and workers --------------------------------------------------------------
+
+    async def _produce(self) -> None:
+        ready, queue, spec, count = self._ready, self._queue, self.spec, self._count
+        while True:
+            if not ready:
+                if self._open == 0:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            state = ready.popleft()
+            plan = state.plan
+            if state.seq is None:
+                state.seq = TestSequence(plan)
+            start = state.rounds * count
+            tests = state.seq.take(start, start + count)
+            requests = [make_request(spec, plan, t.question) for t in tests]
+            rnd = _Round(state, start, tests, requests)
+            self._open += 1
+            hits = self.cache.get_many([r.key for r in requests]) if self.cache is not None else {}
+            missed = False
+            for pos, req in enumerate(requests):
+                hit = hits.get(req.key)
+                if hit is not None:
+                    self.counts.cache_hits += 1
+                    self._complete(rnd, pos, hit)
+                else:
+                    missed = True
+                    await queue.put((rnd, pos))
+            if not missed:
+                await asyncio.sleep(0)  # let signals and workers in during an all-hits replay
+        for _ in range(self.parallel):
+            await queue.put(None)
+
+    async def _work(self) -> None:
+        queue, backend, path = self._queue, self.backend, self._path
+        while (item := await queue.get()) is not None:
+            rnd, pos = item
+            req = rnd.requests[pos]
+            ctx = TestContext(rnd.state.plan, rnd.tests[pos], rnd.start + pos, req)
+            c = await backend.complete(path, req.content, ctx)
+            if c is None:
+                rnd.deferred += 1
+                self.counts.pending += 1
+                rnd.pending -= 1
+                if rnd.pending == 0:
+                    self._finish(rnd)
+                continue
+            if self._caching:
+                self.cache.put(req.key, req.content, c)  # type: ignore[union-attr]
+            self._complete(rnd, pos, c)
+
+    # -- bookkeeping (synchronous: never interrupted half-way) ------------------------------
+
+    def _complete(self, rnd: _Round, pos: int, c: Completion) -> None:
+        test = rnd.tests[pos]
+        if c.error is not None:
+            status, extracted = ERROR, None
+            self.counts.errors += 1
+        else:
+            status, extracted = grade(rnd.state.plan.task, c.text, test.reference)
+        truncated = c.finish_reason == "length"
+        if truncated:
+            self.counts.truncations += 1
+        rnd.results[pos] = TestResult(
+            index=rnd.start + pos, question=test.question, reference=test.reference, answer=c.text,
+            extracted=extracted, status=status, truncated=truncated, prompt_tokens=c.prompt_tokens,
+            completion_tokens=c.completion_tokens, guess_chance=test.guess_chance,
+            latency_s=round(c.latency_s, 4), cache_key=rnd.requests[pos].key, meta=test.meta, error=c.error)
+        self.counts.tests += 1
+        self.progress.advance(1, self.counts, self.backend.retries)
+        rnd.pending -= 1
+        if rnd.pending == 0:
+            self._finish(rnd)
+
+    def _finish(self, rnd: _Round) -> None:
+        self._open -= 1
+        state = rnd.state
+        if rnd.deferred:
+            state.blocked = state.finished = True
+            state.seq = None
+        else:
+            if self.write is not None:
+                plan = state.plan
+                self.write(StepRecord(self.spec.model, self.spec.template.name, self.spec.sampler.name,
+                                      plan.point.base_task, plan.point.params, plan.point.manifold,
+                                      self.spec.seed, rnd.results))  # type: ignore[arg-type]
+            add = state.tally.add
+            for r in rnd.results:
+                add(r.status, r.truncated, r.guess_chance)  # type: ignore[union-attr]
+            state.rounds += 1
+            self.counts.rounds += 1
+            if needs_another_round(self.spec.level, state.rounds, state.tally):
+                self._ready.appendleft(state)
+                self.progress.grow(self._count)
+            else:
+                state.finished = True
+                state.seq = None
+        self._wake.set()

@@ -1,0 +1,1 @@
+"""Helpers that let tests exercise real inference servers without downloading anything."""
