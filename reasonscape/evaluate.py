@@ -21,12 +21,15 @@ Design (docs/evaluate.md has the long form):
 
 from __future__ import annotations
 
+import gc
 import glob as globmod
 import hashlib
+import mmap
+import operator
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,11 +48,16 @@ except ImportError:  # pragma: no cover - exercised through decoder="orjson"
     msgspec = None
 
 SPLIT_BYTES = 48 << 20
-BLOCK_BYTES = 8 << 20
-FLUSH_TESTS = 4096
+CHUNK_TESTS = 1 << 16
 DEFAULT_INTERVIEW_DB = "data/pointsdb-interview.db"
 
-STATUS_CODE = {"correct": 0, "incorrect": 1, "invalid": 2, "error": 4}
+class _StatusCodes(dict):
+    def __missing__(self, key: object) -> int:
+        return 2  # an unknown status counts as invalid
+
+
+STATUS_CODE = _StatusCodes(correct=0, incorrect=1, invalid=2, error=4)
+_code = STATUS_CODE.__getitem__
 ERROR = 4
 ANSWERED_BIT, ERROR_BIT = 2, 1
 
@@ -58,7 +66,7 @@ Key = tuple[str, str, str, str, str]  # model, template, sampler, base_task, par
 # -- decoding -------------------------------------------------------------------------------------
 
 if msgspec is not None:
-    class _Test(msgspec.Struct):
+    class _Test(msgspec.Struct, gc=False):
         index: int
         status: str = "invalid"
         truncated: bool = False
@@ -67,7 +75,7 @@ if msgspec is not None:
         guess_chance: float = 0.0
         answer: msgspec.Raw = msgspec.Raw(b'""')
 
-    class _Step(msgspec.Struct):
+    class _Step(msgspec.Struct, gc=False):
         model: str
         template: str
         sampler: str
@@ -77,6 +85,7 @@ if msgspec is not None:
         tests: list[_Test] = []
 
     _DECODER = msgspec.json.Decoder(_Step)
+    _FIELDS = operator.attrgetter("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance")
     _DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.DecodeError, msgspec.ValidationError)
 else:  # pragma: no cover
     _DECODER = None
@@ -97,28 +106,35 @@ class _Line:
     base_task: str
     params: bytes
     manifold: bytes
-    index: list[int]
-    status: list[str]
-    truncated: list[bool]
-    prompt_tokens: list[int]
-    completion_tokens: list[int]
-    guess: list[float]
-    answers: list[Any]  # msgspec.Raw or str
+    tests: list[Any]  # msgspec structs or dicts
+    index: Sequence[int]
+    status: Sequence[str]
+    truncated: Sequence[bool]
+    prompt_tokens: Sequence[int]
+    completion_tokens: Sequence[int]
+    guess: Sequence[float]
+
+    def answer(self, j: int) -> str:
+        t = self.tests[j]
+        if isinstance(t, dict):
+            a = t.get("answer", "")
+            return a if isinstance(a, str) else ""
+        v = msgspec.json.decode(t.answer)
+        return v if isinstance(v, str) else ""
 
 
-def _decode_msgspec(line: bytes) -> _Line:
+def _decode_msgspec(line: Any) -> _Line:
     try:
         s = _DECODER.decode(line)
     except _DECODE_ERRORS as exc:
         raise _BadLine(str(exc)) from None
     t = s.tests
-    return _Line(s.model, s.template, s.sampler, s.base_task, bytes(s.params), bytes(s.manifold),
-                 [x.index for x in t], [x.status for x in t], [x.truncated for x in t],
-                 [x.prompt_tokens for x in t], [x.completion_tokens for x in t], [x.guess_chance for x in t],
-                 [x.answer for x in t])
+    rows = list(map(_FIELDS, t))
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), (), ()]
+    return _Line(s.model, s.template, s.sampler, s.base_task, bytes(s.params), bytes(s.manifold), t, *cols)
 
 
-def _decode_orjson(line: bytes) -> _Line:
+def _decode_orjson(line: Any) -> _Line:
     try:
         d = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -135,119 +151,48 @@ def _decode_orjson(line: bytes) -> _Line:
         idx = [x["index"] for x in tests]
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
             raise _BadLine("tests[].index must be an integer")
-        return _Line(*ident, orjson.dumps(d["params"]), orjson.dumps(d.get("manifold", {})), idx,
+        return _Line(*ident, orjson.dumps(d["params"]), orjson.dumps(d.get("manifold", {})), tests, idx,
                      [x.get("status", "invalid") for x in tests], [bool(x.get("truncated", False)) for x in tests],
                      [int(x.get("prompt_tokens", 0)) for x in tests], [int(x.get("completion_tokens", 0)) for x in tests],
-                     [float(x.get("guess_chance", 0.0)) for x in tests], [x.get("answer", "") for x in tests])
+                     [float(x.get("guess_chance", 0.0)) for x in tests])
     except KeyError as exc:
         raise _BadLine(f"missing field {exc.args[0]}") from None
     except (TypeError, ValueError) as exc:
         raise _BadLine(str(exc)) from None
 
 
-def _answer_text(a: Any) -> str:
-    if isinstance(a, str):
-        return a
-    v = msgspec.json.decode(a)
-    return v if isinstance(v, str) else ""
+# -- accumulation -------------------------------------------------------------------------------
 
-
-# -- per point accumulation ---------------------------------------------------------------------
-
+@dataclass
 class PointAcc:
-    """Running aggregate of one point; O(max test index) memory, independent of the input size."""
+    """Aggregate of one point from one or more ranges: the unit that is merged and written."""
 
-    __slots__ = ("key", "manifold", "state", "counts", "guess", "ptok", "ctok", "hazard", "comp",
-                 "dups", "_buf", "_nbuf")
-
-    def __init__(self, key: Key, manifold: bytes):
-        self.key = key
-        self.manifold = manifold
-        self.state = np.zeros(0, np.uint8)
-        self.counts = np.zeros(4, np.int64)
-        self.guess = np.zeros(2, np.float64)  # untruncated, truncated
-        self.ptok = 0
-        self.ctok = np.zeros(4, np.int64)
-        self.hazard = np.zeros((4, 0), np.int64)
-        self.comp: dict[int, tuple[int, int, int, int]] = {}  # index -> (outcome, bytes, compressed, tokens)
-        self.dups = 0
-        self._buf: tuple[list, ...] = ([], [], [], [], [], [])
-        self._nbuf = 0
-
-    def add(self, ln: _Line, codes: list[int]) -> int:
-        b = self._buf
-        b[0].extend(ln.index)
-        b[1].extend(codes)
-        b[2].extend(ln.truncated)
-        b[3].extend(ln.prompt_tokens)
-        b[4].extend(ln.completion_tokens)
-        b[5].extend(ln.guess)
-        self._nbuf += len(codes)
-        return len(codes)
-
-    def flush(self) -> None:
-        if not self._nbuf:
-            return
-        idx = np.asarray(self._buf[0], np.int64)
-        code = np.asarray(self._buf[1], np.int64)
-        trunc = np.asarray(self._buf[2], bool)
-        ptok = np.asarray(self._buf[3], np.int64)
-        ctok = np.asarray(self._buf[4], np.int64)
-        guess = np.asarray(self._buf[5], np.float64)
-        self._buf = ([], [], [], [], [], [])
-        self._nbuf = 0
-        if idx.size and idx.min() < 0:
-            keep = idx >= 0
-            idx, code, trunc, ptok, ctok, guess = idx[keep], code[keep], trunc[keep], ptok[keep], ctok[keep], guess[keep]
-        if not idx.size:
-            return
-        need = int(idx.max()) + 1
-        if need > self.state.size:
-            grown = np.zeros(max(need, 2 * self.state.size, 64), np.uint8)
-            grown[: self.state.size] = self.state
-            self.state = grown
-        answered = code != ERROR
-        self.state[idx[~answered]] |= ERROR_BIT
-        a_pos = np.flatnonzero(answered)
-        a_idx = idx[a_pos]
-        _, first = np.unique(a_idx, return_index=True)
-        fresh = np.zeros(a_idx.size, bool)
-        fresh[first] = True
-        fresh &= (self.state[a_idx] & ANSWERED_BIT) == 0
-        self.dups += int(a_idx.size - fresh.sum())
-        sel = a_pos[fresh]
-        self.state[idx[sel]] |= ANSWERED_BIT
-        trunc = trunc[sel]
-        outcome = np.where(trunc, forensics.TRUNCATED, code[sel])
-        self.counts += np.bincount(outcome, minlength=4)[:4]
-        g = guess[sel]
-        self.guess += (float(g[~trunc].sum()), float(g[trunc].sum()))
-        self.ptok += int(ptok[sel].sum())
-        c = ctok[sel]
-        self.ctok += np.bincount(outcome, weights=c, minlength=4)[:4].astype(np.int64)
-        h = forensics.hazard_counts(outcome, c, buckets=self.hazard.shape[1])
-        if h.shape[1] > self.hazard.shape[1]:
-            grown = np.zeros_like(h)
-            grown[:, : self.hazard.shape[1]] = self.hazard
-            self.hazard = grown
-        self.hazard += h
+    key: Key
+    manifold: bytes
+    state: np.ndarray  # per test index: ERROR_BIT | ANSWERED_BIT
+    counts: np.ndarray  # per outcome (correct, incorrect, invalid, truncated)
+    guess: np.ndarray  # guess mass of untruncated, truncated tests
+    ptok: int
+    ctok: np.ndarray  # completion tokens per outcome
+    hazard: np.ndarray  # (4, buckets)
+    comp: dict[int, tuple[int, int, int, int]]  # index -> (outcome, bytes, compressed, tokens)
+    dups: int
 
     def merge(self, other: PointAcc) -> bool:
         """Add another range's partial; False (and nothing changed) when both answered the same index."""
         m = min(self.state.size, other.state.size)
         if ((self.state[:m] & other.state[:m]) & ANSWERED_BIT).any():
             return False
-        if other.state.size > self.state.size:
-            self.state, other_state = other.state.copy(), self.state
-        else:
-            other_state = other.state
-        self.state[: other_state.size] |= other_state
+        big, small = (self.state, other.state) if self.state.size >= other.state.size else (other.state, self.state)
+        big = big.copy()
+        big[: small.size] |= small
+        self.state = big
         if self.manifold == b"{}":
             self.manifold = other.manifold
-        self.counts += other.counts
-        self.guess += other.guess
+        self.counts = self.counts + other.counts
+        self.guess = self.guess + other.guess
         self.ptok += other.ptok
-        self.ctok += other.ctok
+        self.ctok = self.ctok + other.ctok
         nb = max(self.hazard.shape[1], other.hazard.shape[1])
         h = np.zeros((4, nb), np.int64)
         h[:, : self.hazard.shape[1]] += self.hazard
@@ -258,22 +203,14 @@ class PointAcc:
         self.dups += other.dups
         return True
 
-    def __getstate__(self):
-        self.flush()
-        return {s: getattr(self, s) for s in self.__slots__ if not s.startswith("_")}
-
-    def __setstate__(self, d):
-        for k, v in d.items():
-            setattr(self, k, v)
-        self._buf = ([], [], [], [], [], [])
-        self._nbuf = 0
-
     def row(self) -> dict[str, Any]:
-        """The PointsDB row of this point (without id, eval metadata)."""
-        self.flush()
+        """The PointsDB row of this point (without id and eval metadata)."""
         model, template, sampler, base_task, params = self.key
         c = self.counts
         comp = sorted(self.comp.items())
+        h = self.hazard
+        nz = np.flatnonzero(h.sum(axis=0))
+        h = h[:, : (int(nz[-1]) + 1 if nz.size else 0)]
         return {
             "eval_id": make_eval_id(model, template, sampler), "model": model, "template": template,
             "sampler": sampler, "base_task": base_task, "params": params,
@@ -285,12 +222,153 @@ class PointAcc:
             "completion_tokens_correct": int(self.ctok[0]), "completion_tokens_incorrect": int(self.ctok[1]),
             "completion_tokens_invalid": int(self.ctok[2]), "completion_tokens_truncated": int(self.ctok[3]),
             "hazard_bucket": forensics.HAZARD_BUCKET,
-            "hazard_correct": self.hazard[0].tolist(), "hazard_incorrect": self.hazard[1].tolist(),
-            "hazard_invalid": self.hazard[2].tolist(), "hazard_truncated": self.hazard[3].tolist(),
+            "hazard_correct": h[0].tolist(), "hazard_incorrect": h[1].tolist(),
+            "hazard_invalid": h[2].tolist(), "hazard_truncated": h[3].tolist(),
             "compression_index": [i for i, _ in comp], "compression_outcome": [v[0] for _, v in comp],
             "compression_bytes": [v[1] for _, v in comp], "compression_compressed": [v[2] for _, v in comp],
             "compression_tokens": [v[3] for _, v in comp],
         }
+
+
+class _Aggregator:
+    """Running aggregates of every point a worker has seen, updated a chunk of tests at a time.
+
+    Tests are buffered as flat lists (point number, index, outcome inputs) and folded in with a few
+    NumPy calls per chunk, across all points at once. De-duplication uses one state byte per
+    (point, test index) in a shared slot array. Memory: O(points x largest index), not O(input).
+    """
+
+    def __init__(self) -> None:
+        self.kid: dict[Key, int] = {}
+        self.keys: list[Key] = []
+        self.manifold: list[bytes] = []
+        self.comp: list[dict[int, tuple[int, int, int, int]]] = []
+        cap = 64
+        self.base = np.zeros(cap, np.int64)
+        self.cap = np.zeros(cap, np.int64)
+        self.counts = np.zeros((cap, 4), np.int64)
+        self.guess = np.zeros((cap, 2), np.float64)
+        self.ptok = np.zeros(cap, np.int64)
+        self.ctok = np.zeros((cap, 4), np.int64)
+        self.dups = np.zeros(cap, np.int64)
+        self.hazard = np.zeros((cap, 4, 16), np.int64)
+        self.state = np.zeros(1 << 16, np.uint8)
+        self.used = 0
+        self.buf: tuple[list, ...] = ([], [], [], [], [], [], [])
+        self.nbuf = 0
+
+    def point(self, key: Key, manifold: bytes) -> int:
+        pid = self.kid.get(key)
+        if pid is not None:
+            if manifold != b"{}" and self.manifold[pid] == b"{}":
+                self.manifold[pid] = manifold
+            return pid
+        pid = self.kid[key] = len(self.keys)
+        self.keys.append(key)
+        self.manifold.append(manifold)
+        self.comp.append({})
+        if pid >= self.base.size:
+            n = 2 * self.base.size
+            for name in ("base", "cap", "counts", "guess", "ptok", "ctok", "dups", "hazard"):
+                old = getattr(self, name)
+                new = np.zeros((n, *old.shape[1:]), old.dtype)
+                new[: old.shape[0]] = old
+                setattr(self, name, new)
+        return pid
+
+    def add(self, pid: int, ln: _Line, codes: list[int]) -> None:
+        b = self.buf
+        n = len(codes)
+        b[0].extend([pid] * n)
+        b[1].extend(ln.index)
+        b[2].extend(codes)
+        b[3].extend(ln.truncated)
+        b[4].extend(ln.prompt_tokens)
+        b[5].extend(ln.completion_tokens)
+        b[6].extend(ln.guess)
+        self.nbuf += n
+
+    def _reserve(self, pid: np.ndarray, idx: np.ndarray) -> None:
+        over = idx >= self.cap[pid]
+        if not over.any():
+            return
+        top = np.full(self.base.size, -1, np.int64)
+        np.maximum.at(top, pid[over], idx[over])
+        for p in np.flatnonzero(top >= 0).tolist():
+            need = int(top[p]) + 1
+            size = max(64, 1 << (need - 1).bit_length(), 2 * int(self.cap[p]))
+            if self.used + size > self.state.size:
+                grown = np.zeros(max(2 * self.state.size, self.used + size), np.uint8)
+                grown[: self.used] = self.state[: self.used]
+                self.state = grown
+            old, oldcap = int(self.base[p]), int(self.cap[p])
+            self.state[self.used: self.used + oldcap] = self.state[old: old + oldcap]
+            self.base[p], self.cap[p] = self.used, size
+            self.used += size
+
+    def flush(self) -> None:
+        if not self.nbuf:
+            return
+        b = self.buf
+        n = self.nbuf
+        pid = np.fromiter(b[0], np.int64, n)
+        idx = np.fromiter(b[1], np.int64, n)
+        code = np.fromiter(b[2], np.int64, n)
+        trunc = np.fromiter(b[3], bool, n)
+        ptok = np.fromiter(b[4], np.int64, n)
+        ctok = np.maximum(np.fromiter(b[5], np.int64, n), 0)
+        guess = np.fromiter(b[6], np.float64, n)
+        self.buf = ([], [], [], [], [], [], [])
+        self.nbuf = 0
+        ok = idx >= 0
+        if not ok.all():
+            pid, idx, code, trunc, ptok, ctok, guess = (a[ok] for a in (pid, idx, code, trunc, ptok, ctok, guess))
+        if not pid.size:
+            return
+        self._reserve(pid, idx)
+        slot = self.base[pid] + idx
+        answered = code != ERROR
+        self.state[slot[~answered]] |= ERROR_BIT
+        a = np.flatnonzero(answered)
+        s = slot[a]
+        _, first = np.unique(s, return_index=True)
+        fresh = np.zeros(a.size, bool)
+        fresh[first] = True
+        fresh &= (self.state[s] & ANSWERED_BIT) == 0
+        P = len(self.keys)
+        if not fresh.all():
+            self.dups[:P] += np.bincount(pid[a[~fresh]], minlength=P)
+        sel = a[fresh]
+        self.state[slot[sel]] |= ANSWERED_BIT
+        p, tr = pid[sel], trunc[sel]
+        outcome = np.where(tr, forensics.TRUNCATED, code[sel])
+        po = p * 4 + outcome
+        self.counts[:P] += np.bincount(po, minlength=4 * P).reshape(P, 4)
+        self.guess[:P] += np.bincount(p * 2 + tr, weights=guess[sel], minlength=2 * P).reshape(P, 2)
+        self.ptok[:P] += np.bincount(p, weights=ptok[sel], minlength=P).astype(np.int64)
+        c = ctok[sel]
+        self.ctok[:P] += np.bincount(po, weights=c, minlength=4 * P).reshape(P, 4).astype(np.int64)
+        bucket = c // forensics.HAZARD_BUCKET
+        if bucket.size and int(bucket.max()) >= self.hazard.shape[2]:
+            nb = max(2 * self.hazard.shape[2], int(bucket.max()) + 1)
+            grown = np.zeros((self.hazard.shape[0], 4, nb), np.int64)
+            grown[:, :, : self.hazard.shape[2]] = self.hazard
+            self.hazard = grown
+        np.add.at(self.hazard.reshape(-1), po * self.hazard.shape[2] + bucket, 1)
+
+    def answered(self, pid: int, i: int) -> bool:
+        return i < self.cap[pid] and bool(self.state[self.base[pid] + i] & ANSWERED_BIT)
+
+    def partials(self) -> dict[Key, PointAcc]:
+        self.flush()
+        out = {}
+        for pid, key in enumerate(self.keys):
+            st = self.state[self.base[pid]: self.base[pid] + self.cap[pid]]
+            nz = np.flatnonzero(st)
+            out[key] = PointAcc(key, self.manifold[pid], st[: (int(nz[-1]) + 1 if nz.size else 0)].copy(),
+                                self.counts[pid].copy(), self.guess[pid].copy(), int(self.ptok[pid]),
+                                self.ctok[pid].copy(), self.hazard[pid].copy(), self.comp[pid], int(self.dups[pid]))
+        return out
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -313,7 +391,7 @@ class Job:
 @dataclass
 class Partial:
     job: Job
-    points: dict[Key, PointAcc]
+    points: dict[Key, PointAcc] = field(default_factory=dict)
     lines: int = 0
     tests: int = 0
     skipped: int = 0  # lines of another eval (identity filter)
@@ -322,60 +400,75 @@ class Partial:
     warnings: list[str] = field(default_factory=list)
 
 
-def _iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, line without newline, complete) for lines starting in [start, end)."""
+def _iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, Any, bool]]:
+    """(offset, line without newline, complete) for lines starting in [start, end), as zero-copy views."""
     with open(path, "rb") as fh:
-        pos = start
-        if start > 0:
-            fh.seek(start - 1)
-            if fh.read(1) != b"\n":
-                rest = fh.readline()
-                pos = start + len(rest)
-        fh.seek(pos)
-        carry = b""
-        carry_pos = pos
-        while carry_pos < end:
-            block = fh.read(BLOCK_BYTES)
-            if not block:
-                if carry:
-                    yield carry_pos, carry, False
-                return
-            data = carry + block if carry else block
-            parts = data.split(b"\n")
-            carry = parts.pop()
-            off = carry_pos
-            for ln in parts:
-                if off >= end:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0 or start >= size:
+            return
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        mv = memoryview(mm)
+        try:
+            pos = start
+            if start > 0 and mm[start - 1] != 10:
+                nl = mm.find(b"\n", start)
+                pos = size if nl < 0 else nl + 1
+            find = mm.find
+            while pos < end and pos < size:
+                nl = find(b"\n", pos)
+                if nl < 0:
+                    yield pos, mv[pos:size], False
                     return
-                yield off, ln, True
-                off += len(ln) + 1
-            carry_pos = off
+                yield pos, mv[pos:nl], True
+                pos = nl + 1
+        finally:
+            mv.release()
+            try:
+                mm.close()
+            except BufferError:  # a view is still referenced somewhere; the GC closes the map
+                pass
 
 
-def run_job(job: Job, points: dict[Key, PointAcc] | None = None) -> Partial:
-    """Aggregate one byte range (runs in a worker process). Passing `points` continues those
-    accumulators, so ranges run one after another de-duplicate exactly as one stream."""
+def _blank(raw: Any) -> bool:
+    return len(raw) < 64 and not bytes(raw).strip()
+
+
+def run_job(job: Job, agg: _Aggregator | None = None) -> Partial:
+    """Aggregate one byte range (runs in a worker process). Passing `agg` continues that aggregator
+    (ranges run one after another then de-duplicate exactly as one stream) and leaves `points` empty."""
+    gc_was = gc.isenabled()
+    gc.disable()  # millions of short-lived, acyclic objects: collection passes would only cost time
+    try:
+        return _run_job(job, agg)
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
     decode = _decode_msgspec if (msgspec is not None and job.decoder != "orjson") else _decode_orjson
-    part = Partial(job, {} if points is None else points)
-    points = part.points
+    shared = agg is not None
+    agg = agg if agg is not None else _Aggregator()
+    part = Partial(job)
     pkeys: dict[bytes, str] = {}
     cctx = forensics.compressor()
     k_sample = forensics.COMPRESSION_SAMPLE
-    pending = 0
     regrader = _Regrader(job.path) if job.offline else None
     tmp = job.path + ".evaluate-tmp"
     out = open(tmp, "wb") if job.inplace else None
     try:
         for off, raw, complete in _iter_lines(job.path, job.start, job.end):
             line = raw
-            if regrader is not None and complete and raw.strip():
-                line = regrader.regrade(raw)
+            if regrader is not None and complete and not _blank(raw):
+                line = regrader.regrade(bytes(raw))
             if out is not None:
-                out.write(line + (b"\n" if complete else b""))
+                out.write(line)
+                if complete:
+                    out.write(b"\n")
             if not complete:
-                part.torn = bool(raw.strip())  # a write cut short by a crash: not an error
+                part.torn = not _blank(raw)  # a write cut short by a crash: not an error
                 continue
-            if not line.strip():
+            if _blank(line):
                 continue
             try:
                 ln = decode(line)
@@ -395,31 +488,20 @@ def run_job(job: Job, points: dict[Key, PointAcc] | None = None) -> Partial:
             key = (ln.model, ln.template, ln.sampler, ln.base_task, pk)
             if job.keys is not None and key not in job.keys:
                 continue
-            acc = points.get(key)
-            if acc is None:
-                acc = points[key] = PointAcc(key, ln.manifold)
-            elif acc.manifold == b"{}" and ln.manifold != b"{}":
-                acc.manifold = ln.manifold
-            codes = [STATUS_CODE.get(s, 2) for s in ln.status]
-            comp = acc.comp
-            for j, i in enumerate(ln.index):
-                # the compression sample: first answered occurrence of a low index (as de-duplication keeps)
-                if 0 <= i < k_sample and i not in comp and codes[j] != ERROR:
-                    nbytes, ncomp = forensics.compressed_size(cctx, _answer_text(ln.answers[j]))
+            pid = agg.point(key, ln.manifold)
+            codes = list(map(_code, ln.status))
+            comp = agg.comp[pid]
+            for j, i in enumerate(ln.index) if ln.index and min(ln.index) < k_sample else ():
+                # compression sample: the first answered occurrence of a low index, as de-duplication keeps
+                if 0 <= i < k_sample and i not in comp and codes[j] != ERROR and not agg.answered(pid, i):
+                    nbytes, ncomp = forensics.compressed_size(cctx, ln.answer(j))
                     outcome = forensics.TRUNCATED if ln.truncated[j] else codes[j]
                     comp[i] = (outcome, nbytes, ncomp, int(ln.completion_tokens[j]))
-            n = acc.add(ln, codes)
-            part.tests += n
-            pending += n
-            if acc._nbuf >= FLUSH_TESTS:
-                pending -= acc._nbuf
-                acc.flush()
-            if pending > 200_000:
-                for a in points.values():
-                    a.flush()
-                pending = 0
-        for a in points.values():
-            a.flush()
+            agg.add(pid, ln, codes)
+            part.tests += len(codes)
+            if agg.nbuf >= CHUNK_TESTS:
+                agg.flush()
+        agg.flush()
         if out is not None:
             out.close()
             out = None
@@ -430,6 +512,8 @@ def run_job(job: Job, points: dict[Key, PointAcc] | None = None) -> Partial:
             Path(tmp).unlink(missing_ok=True)
     if regrader is not None:
         part.warnings.extend(regrader.warnings)
+    if not shared:
+        part.points = agg.partials()
     return part
 
 
@@ -598,6 +682,7 @@ def _run_jobs(jobs: list[Job], parallel: int, progress: bool, desc: str) -> list
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures.process import BrokenProcessPool
 
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
             order = sorted(jobs, key=lambda j: -(j.end - j.start))
@@ -605,7 +690,11 @@ def _run_jobs(jobs: list[Job], parallel: int, progress: bool, desc: str) -> list
                 futs = {pool.submit(run_job, j): j for j in order}
                 for fut in as_completed(futs):
                     j = futs[fut]
-                    results[j.ordinal] = fut.result()
+                    try:
+                        results[j.ordinal] = fut.result()
+                    except BrokenProcessPool:
+                        raise RuntimeFailure(f"a worker died reading {j.path} (out of memory?); "
+                                             "try --parallel 1") from None
                     tests += results[j.ordinal].tests
                     if bar:
                         bar.update(j.end - j.start)
@@ -647,179 +736,163 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
     parallel = default_parallel() if parallel is None else max(1, int(parallel))
     graded = "offline" if offline else "record"
     res.files_total = len(sources)
-
     with PointsDB(db_path, read_only=False) as db:
         known = {(r[0], r[1]): r for r in db.con.execute(
-            "SELECT path, eval_id, size, mtime_ns, fingerprint, graded, lines, tests, bad_lines, first_error "
-            "FROM files").fetchall()}
-    stats: dict[str, os.stat_result] = {}
-    for s in sources:
-        if s.path not in stats:
-            try:
-                stats[s.path] = os.stat(s.path)
-            except OSError as exc:
-                raise InputError(f"{s.path}: cannot read ({exc.strerror})") from None
-    todo: list[_Source] = []
-    fps: dict[str, str] = {}
-    for s in sources:
-        st = stats[s.path]
-        old = known.get((s.path, s.eval_id))
-        if not offline and old is not None and old[5] == graded and old[2] == st.st_size:
-            if old[3] == st.st_mtime_ns:
-                continue
-            fps[s.path] = fps.get(s.path) or fingerprint(s.path, st.st_size)
-            if old[4] == fps[s.path]:
-                continue
-        todo.append(s)
-    selected = {(s.path, s.eval_id) for s in sources}
-    removed = [] if interview else [k for k in known if k not in selected]
-    res.files_unchanged = len(sources) - len(todo)
-    res.files_removed = len(removed)
-    res.files_read = len(todo)
-    # errors recorded for unchanged files are still errors
-    for s in sources:
-        old = known.get((s.path, s.eval_id))
-        if s not in todo and old is not None and old[8]:
-            res.errors.append(old[9] + (f" (and {old[8] - 1} more bad lines)" if old[8] > 1 else ""))
-
-    if not todo and not removed:
-        with PointsDB(db_path, read_only=False) as db:
+            "SELECT path, eval_id, size, mtime_ns, fingerprint, graded, bad_lines, first_error FROM files").fetchall()}
+        todo, sizes = _changed(sources, known, offline, graded)
+        removed = [] if interview else sorted(k for k in known if k not in {(s.path, s.eval_id) for s in sources})
+        res.files_read, res.files_removed = len(todo), len(removed)
+        res.files_unchanged = len(sources) - len(todo)
+        todo_keys = {(s.path, s.eval_id) for s in todo}
+        for s in sources:  # bad lines recorded for unchanged files are still errors
+            old = known.get((s.path, s.eval_id))
+            if (s.path, s.eval_id) not in todo_keys and old is not None and old[6]:
+                res.errors.append(old[7] + (f" (and {old[6] - 1} more bad lines)" if old[6] > 1 else ""))
+        if not todo and not removed:
             _write_evals(db, eval_rows, interview)
             res.points_total = db.count()
-        res.seconds = time.perf_counter() - t0
-        return res
+            res.seconds = time.perf_counter() - t0
+            return res
 
-    sizes = {p: st.st_size for p, st in stats.items()}
-    jobs = plan_jobs([(s.path, s.identity) for s in todo], sizes, offline=offline, inplace=inplace, decoder=decoder)
-    parts = _run_jobs(jobs, parallel, progress, "evaluate")
-    merged, conflicts = _merge(parts)
-
-    # points that other (unchanged) files also hold, and points of changed/removed files
-    with PointsDB(db_path, read_only=False) as db:
         ids = db.point_ids()
-        fp_rows = db.con.execute("SELECT path, eval_id, point_id FROM file_points").fetchall()
-    by_point: dict[int, set[tuple[str, str]]] = {}
-    for path, ev, pid in fp_rows:
-        by_point.setdefault(pid, set()).add((path, ev))
-    redo = {(s.path, s.eval_id) for s in todo} | set(removed)
+        by_point: dict[int, set[tuple[str, str]]] = {}
+        for path, ev, pid in db.con.execute("SELECT path, eval_id, point_id FROM file_points").fetchall():
+            by_point.setdefault(pid, set()).add((path, ev))
+    # the DB is closed while worker processes are forked, and reopened to write
+    jobs = plan_jobs([(s.path, s.identity) for s in todo], sizes, offline=offline, inplace=inplace,
+                     decoder=decoder)
+    parts = _run_jobs(jobs, parallel, progress, "evaluate")
+    # points of new/changed/removed files, and the unchanged files that also hold some of them
+    redo = todo_keys | set(removed)
     id_to_key = {v: k for k, v in ids.items()}
-    touched: set[Key] = set(merged)
-    for pid, srcs in by_point.items():
-        if srcs & redo and pid in id_to_key:
-            touched.add(id_to_key[pid])
+    touched: set[Key] = {k for part in parts for k in part.points}
+    touched |= {id_to_key[pid] for pid, srcs in by_point.items() if srcs & redo and pid in id_to_key}
     others: dict[tuple[str, str], set[Key]] = {}
     for key in touched:
-        pid = ids.get(key)
-        for src in by_point.get(pid, ()) if pid is not None else ():
+        for src in by_point.get(ids.get(key, -1), ()):
             if src not in redo:
                 others.setdefault(src, set()).add(key)
     src_ident = {(s.path, s.eval_id): s.identity for s in sources}
-    if others:
-        extra = []
-        o = len(jobs)
-        for (path, ev), keys in sorted(others.items()):
-            if (path, ev) not in src_ident:
-                continue
-            js = plan_jobs([(path, src_ident[(path, ev)])], sizes, offline=False, inplace=False, decoder=decoder,
-                           keys=frozenset(keys), start_ordinal=o)
-            o += len(js)
-            extra.extend(js)
-        # all partials merged in one (path, offset) order so the first-answer rule is global
-        extra_parts = _run_jobs(extra, parallel, progress, "re-read")
-        allparts = sorted(parts + extra_parts, key=lambda p: (p.job.path, p.job.start, p.job.ordinal))
-        merged, conflicts = _merge(allparts)
-        parts_all = allparts
-    else:
-        parts_all = sorted(parts, key=lambda p: (p.job.path, p.job.start, p.job.ordinal))
-        merged, conflicts = _merge(parts_all)
+    extra: list[Job] = []
+    for (path, ev), keys in sorted(others.items()):
+        if (path, ev) in src_ident:
+            extra += plan_jobs([(path, src_ident[(path, ev)])], sizes, offline=False, inplace=False,
+                               decoder=decoder, keys=frozenset(keys), start_ordinal=len(jobs) + len(extra))
+    # every partial merged in one (path, offset) order, so "first answer wins" is global
+    ordered = sorted(parts + _run_jobs(extra, parallel, progress, "re-read"),
+                     key=lambda p: (p.job.path, p.job.start, p.job.ordinal))
+    merged, conflicts = _merge(ordered)
     if conflicts:  # the same test answered in two ranges: recompute those points in one stream
-        keys = frozenset(conflicts)
-        shared: dict[Key, PointAcc] = {}
-        for part in parts_all:
+        shared = _Aggregator()
+        for part in ordered:
             j = part.job
-            run_job(Job(j.ordinal, j.path, j.start, j.end, j.identity, keys, False, False, decoder), shared)
-        for key in conflicts:
-            if key in shared:
-                merged[key] = shared[key]
+            run_job(Job(j.ordinal, j.path, j.start, j.end, j.identity, frozenset(conflicts), False, False,
+                        decoder), shared)
+        merged.update(shared.partials())
 
     for part in parts:
         res.lines += part.lines
         res.tests += part.tests
         res.skipped_lines += part.skipped
         res.warnings.extend(part.warnings)
-    res.duplicates = sum(a.dups for a in merged.values())
-
-    # per-file bookkeeping: bad lines (as path:line), contributed points
-    file_info: dict[tuple[str, str], dict[str, Any]] = {}
-    todo_by_job = {(s.path, s.identity): s for s in todo}
-    for part in parts:
-        src = todo_by_job[(part.job.path, part.job.identity)]
-        info = file_info.setdefault((src.path, src.eval_id), {"lines": 0, "tests": 0, "bad": [], "keys": set()})
-        info["lines"] += part.lines
-        info["tests"] += part.tests
-        info["bad"].extend(part.bad)
-        info["keys"].update(part.points)
+    res.duplicates = sum(merged[k].dups for k in touched if k in merged)
+    file_info = _file_info(parts, todo)
     for (path, _ev), info in sorted(file_info.items()):
         for off, msg in sorted(info["bad"]):
             res.errors.append(f"{path}:{_line_number(path, off)}: malformed NDJSON line ({msg})")
-
     with PointsDB(db_path, read_only=False) as db:
-        con = db.con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            ids = db.point_ids()
-            next_id = max(ids.values(), default=0) + 1
-            rows = []
-            live = {k for k in touched if k in merged and merged[k].counts.sum() + (merged[k].state == ERROR_BIT).sum() > 0}
-            for key in sorted(live):
-                pid = ids.get(key)
-                if pid is None:
-                    pid = ids[key] = next_id
-                    next_id += 1
-                row = merged[key].row()
-                row.update(id=pid, facets="{}", groups=[])
-                rows.append(row)
-            dead = [ids[k] for k in touched if k not in live and k in ids]
-            db.delete_points(sorted(dead))
-            db.write_points(rows)
-            res.points_written = len(rows)
-            res.points_deleted = len(dead)
-            for path, ev in removed:
-                con.execute("DELETE FROM files WHERE path = ? AND eval_id = ?", [path, ev])
-                con.execute("DELETE FROM file_points WHERE path = ? AND eval_id = ?", [path, ev])
-            for (path, ev), info in sorted(file_info.items()):
-                st = os.stat(path)  # --inplace rewrote it
-                bad = sorted(info["bad"])
-                first = None
-                if bad:
-                    first = f"{path}:{_line_number(path, bad[0][0])}: malformed NDJSON line ({bad[0][1]})"
-                con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [path, ev, st.st_size, st.st_mtime_ns, fingerprint(path, st.st_size), graded,
-                             info["lines"], info["tests"], len(bad), first])
-                con.execute("DELETE FROM file_points WHERE path = ? AND eval_id = ?", [path, ev])
-                pids = sorted(ids[k] for k in info["keys"] if k in ids and k in live)
-                if pids:
-                    con.execute("INSERT INTO file_points SELECT ?, ?, unnest(?::INTEGER[])", [path, ev, pids])
-            for s in todo:  # files that held no point at all are still processed
-                if (s.path, s.eval_id) not in file_info:
-                    st = os.stat(s.path)
-                    con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, 0, 0, 0, NULL)",
-                                [s.path, s.eval_id, st.st_size, st.st_mtime_ns, fingerprint(s.path, st.st_size), graded])
-            if interview:
-                seen = {(k[0], k[1], k[2]) for k in merged}
-                have = {r[0] for r in con.execute("SELECT eval_id FROM evals").fetchall()}
-                eval_rows = eval_rows + [
-                    {"eval_id": make_eval_id(*t), "model": t[0], "template": t[1], "sampler": t[2], "label": t[0],
-                     "groups": [], "facets": {}, "tags": [], "hf_id": None}
-                    for t in sorted(seen) if make_eval_id(*t) not in have]
-            _write_evals(db, eval_rows, interview)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        _write(db, res, merged, touched, ids, file_info, todo, removed, graded, eval_rows, interview)
         res.points_total = db.count()
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _changed(sources: list[_Source], known: dict, offline: bool, graded: str
+             ) -> tuple[list[_Source], dict[str, int]]:
+    """Sources to read (new, changed, or graded differently) and the size of every source file."""
+    todo: list[_Source] = []
+    sizes: dict[str, int] = {}
+    fps: dict[str, str] = {}
+    for s in sources:
+        try:
+            st = os.stat(s.path)
+        except OSError as exc:
+            raise InputError(f"{s.path}: cannot read ({exc.strerror})") from None
+        sizes[s.path] = st.st_size
+        old = known.get((s.path, s.eval_id))
+        if not offline and old is not None and old[5] == graded and old[2] == st.st_size:
+            if old[3] == st.st_mtime_ns:
+                continue
+            if s.path not in fps:
+                fps[s.path] = fingerprint(s.path, st.st_size)
+            if old[4] == fps[s.path]:
+                continue
+        todo.append(s)
+    return todo, sizes
+
+
+def _file_info(parts: list[Partial], todo: list[_Source]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (path, eval) source read in this run: lines, tests, bad lines and the points it holds."""
+    by_job = {(s.path, s.identity): s for s in todo}
+    info: dict[tuple[str, str], dict[str, Any]] = {(s.path, s.eval_id): {"lines": 0, "tests": 0, "bad": [], "keys": set()}
+                                                   for s in todo}
+    for part in parts:
+        src = by_job[(part.job.path, part.job.identity)]
+        i = info[(src.path, src.eval_id)]
+        i["lines"] += part.lines
+        i["tests"] += part.tests
+        i["bad"].extend(part.bad)
+        i["keys"].update(part.points)
+    return info
+
+
+def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Key], ids: dict[Key, int],
+           file_info: dict[tuple[str, str], dict[str, Any]], todo: list[_Source], removed: list[tuple[str, str]],
+           graded: str, eval_rows: list[dict[str, Any]], interview: bool) -> None:
+    """One transaction: points (new ids continue after the largest), files, file_points, evals."""
+    con = db.con
+    con.execute("BEGIN TRANSACTION")
+    try:
+        next_id = max(ids.values(), default=0) + 1
+        live = {k for k in touched if k in merged and (merged[k].counts.sum() or (merged[k].state == ERROR_BIT).any())}
+        rows = []
+        for key in sorted(live):
+            if key not in ids:
+                ids[key] = next_id
+                next_id += 1
+            row = merged[key].row()
+            row.update(id=ids[key], facets="{}", groups=[])
+            rows.append(row)
+        dead = sorted(ids[k] for k in touched if k not in live and k in ids)
+        db.delete_points(dead)
+        db.write_points(rows)
+        res.points_written, res.points_deleted = len(rows), len(dead)
+        for path, ev in removed:
+            con.execute("DELETE FROM files WHERE path = ? AND eval_id = ?", [path, ev])
+            con.execute("DELETE FROM file_points WHERE path = ? AND eval_id = ?", [path, ev])
+        for (path, ev), info in sorted(file_info.items()):
+            st = os.stat(path)  # after --inplace rewrote it
+            bad = sorted(info["bad"])
+            first = f"{path}:{_line_number(path, bad[0][0])}: malformed NDJSON line ({bad[0][1]})" if bad else None
+            con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [path, ev, st.st_size, st.st_mtime_ns, fingerprint(path, st.st_size), graded,
+                         info["lines"], info["tests"], len(bad), first])
+            con.execute("DELETE FROM file_points WHERE path = ? AND eval_id = ?", [path, ev])
+            pids = sorted(ids[k] for k in info["keys"] if k in live)
+            if pids:
+                con.execute("INSERT INTO file_points SELECT ?, ?, unnest(?::INTEGER[])", [path, ev, pids])
+        if interview:
+            have = {r[0] for r in con.execute("SELECT eval_id FROM evals").fetchall()}
+            seen = sorted({k[:3] for k in live})
+            eval_rows = eval_rows + [
+                {"eval_id": make_eval_id(*t), "model": t[0], "template": t[1], "sampler": t[2], "label": t[0],
+                 "groups": [], "facets": {}, "tags": [], "hf_id": None}
+                for t in seen if make_eval_id(*t) not in have]
+        _write_evals(db, eval_rows, interview)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _write_evals(db, rows: list[dict[str, Any]], interview: bool) -> None:

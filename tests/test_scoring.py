@@ -35,3 +35,23 @@ def test_malformed_and_hedged_answers_are_invalid():
 
 def test_unclosed_answer_tag_still_counts():
     assert grade("<answer>42").status == "correct"
+
+
+def test_multiline_answers_take_the_whole_last_block():
+    sort = get_task("sort")
+    assert scoring.grade(sort, "Sorted:\n\napple\nbanana\ncherry", "apple\nbanana\ncherry").status == "correct"
+
+
+def test_bold_answer_lines_parse():
+    assert grade("Answer: **42**").status == "correct"
+    assert grade("**Answer:** 42").status == "correct"
+
+
+def test_option_titles_map_to_letters_with_the_tests_meta():
+    movies = get_task("movies")
+    from reasonscape.tasks.base import generate_tests
+
+    t = generate_tests(movies, movies.Params().model_dump(), 3, 1)[0]
+    title = t.meta["options"][ord(t.reference) - ord("A")]
+    assert scoring.grade(movies, f"<answer>{title}</answer>", t.reference, t.meta).status == "correct"
+    assert scoring.grade(movies, f"<answer>{title}</answer>", t.reference).status == "invalid"

@@ -16,6 +16,7 @@ through `Redactor.scrub`, which masks the key wherever a server or library might
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import os
 import random
@@ -24,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -215,22 +216,45 @@ class HttpBackend:
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 30.0), pool=None)
         self.limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel,
                                    keepalive_expiry=60.0)
+        self._headers = self._make_headers(apikey)
+        self._extensions = {"timeout": self.timeout.as_dict()}
+        self._transport: httpx.AsyncBaseTransport | None = None
         self._client: httpx.AsyncClient | None = None
         self._urls: dict[str, httpx.URL] = {}
 
-    def _make_client(self) -> httpx.AsyncClient:
-        from reasonscape.runner.transport import FastHTTPTransport
-
+    def _make_headers(self, apikey: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "User-Agent": "reasonscape-runner"}
-        if self._apikey:
-            headers["Authorization"] = f"Bearer {self._apikey}"
-        proxied = _proxy_configured()
-        transport = None if proxied else FastHTTPTransport(self.limits)
-        return httpx.AsyncClient(headers=headers, timeout=self.timeout, limits=self.limits,
-                                 transport=transport, trust_env=proxied, follow_redirects=True)
+        parts = urlsplit(self.base)
+        if apikey:
+            headers["Authorization"] = f"Bearer {apikey}"
+        elif parts.username:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return headers
+
+    async def _post(self, url: httpx.URL, content: bytes) -> httpx.Response:
+        """One POST. Requests go straight to the lean transport (httpx.AsyncClient's per-request
+        machinery - cookies, auth and redirect flows, header merging - costs about as much as the
+        transport itself and does nothing for an inference endpoint); with a proxy configured in the
+        environment, httpx.AsyncClient with its own transport handles it instead."""
+        if self._transport is None and self._client is None:
+            if _proxy_configured():
+                self._client = httpx.AsyncClient(headers=self._headers, timeout=self.timeout, limits=self.limits,
+                                                 trust_env=True, follow_redirects=False)
+            else:
+                from reasonscape.runner.transport import FastHTTPTransport
+
+                self._transport = FastHTTPTransport(self.limits)
+        if self._transport is not None:
+            request = httpx.Request("POST", url, headers=self._headers, content=content, extensions=self._extensions)
+            return await self._transport.handle_async_request(request)
+        return await self._client.post(url, content=content)  # type: ignore[union-attr]
 
     async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -243,9 +267,6 @@ class HttpBackend:
 
     async def complete(self, path: str, content: bytes, context: Any = None) -> Completion:
         """POST one request body (already JSON-encoded); retries per the policy."""
-        if self._client is None:
-            self._client = self._make_client()
-        client = self._client
         url = self._url(path)
         attempt = 0
         while True:
@@ -253,7 +274,7 @@ class HttpBackend:
             started = time.perf_counter()
             retry_after = None
             try:
-                resp = await client.post(url, content=content)
+                resp = await self._post(url, content)
                 body = await resp.aread()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

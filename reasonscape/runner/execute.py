@@ -121,8 +121,15 @@ class Executor:
 
     async def run(self) -> Counts:
         """Run until every point stopped (or paused); a fatal backend error propagates."""
-        self._queue: asyncio.Queue[tuple[_Round, int] | None] = asyncio.Queue(maxsize=max(64, 2 * self.parallel))
+        # Jobs are a plain deque: workers pop without awaiting while it is non-empty, and the producer
+        # refills it a round at a time when it falls to the low-water mark (one producer wake-up per
+        # round instead of one per test, as a bounded asyncio.Queue would cost).
+        self._jobs: deque[tuple[_Round, int]] = deque()
+        self._low = self.parallel
+        self._high = max(64, 4 * self.parallel)
+        self._has_jobs = asyncio.Event()
         self._wake = asyncio.Event()
+        self._producing = True
         self._tasks = [asyncio.create_task(self._produce())]
         self._tasks += [asyncio.create_task(self._work()) for _ in range(self.parallel)]
         try:
@@ -153,42 +160,53 @@ class Executor:
     # -- producer and workers --------------------------------------------------------------
 
     async def _produce(self) -> None:
-        ready, queue, spec, count = self._ready, self._queue, self.spec, self._count
+        ready, jobs, spec, count = self._ready, self._jobs, self.spec, self._count
         while True:
-            if not ready:
-                if self._open == 0:
-                    break
-                self._wake.clear()
-                await self._wake.wait()
+            if ready and len(jobs) < self._high:
+                self._emit(ready.popleft(), jobs, spec, count)
+                await asyncio.sleep(0)  # let workers, signals and timers in between rounds
                 continue
-            state = ready.popleft()
-            plan = state.plan
-            if state.seq is None:
-                state.seq = TestSequence(plan)
-            start = state.rounds * count
-            tests = state.seq.take(start, start + count)
-            requests = [make_request(spec, plan, t.question) for t in tests]
-            rnd = _Round(state, start, tests, requests)
-            self._open += 1
-            hits = self.cache.get_many([r.key for r in requests]) if self.cache is not None else {}
-            missed = False
-            for pos, req in enumerate(requests):
-                hit = hits.get(req.key)
-                if hit is not None:
-                    self.counts.cache_hits += 1
-                    self._complete(rnd, pos, hit)
-                else:
-                    missed = True
-                    await queue.put((rnd, pos))
-            if not missed:
-                await asyncio.sleep(0)  # let signals and workers in during an all-hits replay
-        for _ in range(self.parallel):
-            await queue.put(None)
+            if not ready and self._open == 0:
+                break
+            self._wake.clear()
+            await self._wake.wait()
+        self._producing = False
+        self._has_jobs.set()
+
+    def _emit(self, state: PointState, jobs: deque, spec: RunSpec, count: int) -> None:
+        """Generate the point's next round; answer cache hits now, queue the misses."""
+        plan = state.plan
+        if state.seq is None:
+            state.seq = TestSequence(plan)
+        start = state.rounds * count
+        tests = state.seq.take(start, start + count)
+        requests = [make_request(spec, plan, t.question) for t in tests]
+        rnd = _Round(state, start, tests, requests)
+        self._open += 1
+        hits = self.cache.get_many([r.key for r in requests]) if self.cache is not None else {}
+        for pos, req in enumerate(requests):
+            hit = hits.get(req.key)
+            if hit is not None:
+                self.counts.cache_hits += 1
+                self._complete(rnd, pos, hit)
+            else:
+                jobs.append((rnd, pos))
+        if jobs:
+            self._has_jobs.set()
 
     async def _work(self) -> None:
-        queue, backend, path = self._queue, self.backend, self._path
-        while (item := await queue.get()) is not None:
-            rnd, pos = item
+        jobs, backend, path = self._jobs, self.backend, self._path
+        while True:
+            if not jobs:
+                if not self._producing:
+                    return
+                self._has_jobs.clear()
+                self._wake.set()
+                await self._has_jobs.wait()
+                continue
+            rnd, pos = jobs.popleft()
+            if len(jobs) <= self._low:
+                self._wake.set()
             req = rnd.requests[pos]
             ctx = TestContext(rnd.state.plan, rnd.tests[pos], rnd.start + pos, req)
             c = await backend.complete(path, req.content, ctx)

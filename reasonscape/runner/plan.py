@@ -7,11 +7,12 @@ which is what makes resume, the cache and batch matching work.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reasonscape.identity import cache_key, canonical_bytes, point_seed, sha256_hex
+from reasonscape.identity import canonical_bytes, point_seed, sha256_hex
 from reasonscape.manifold import ExperimentConfig, Point, PrecisionLevel, expand_points, load_config
 from reasonscape.prompts import (
     Sampler,
@@ -58,8 +59,14 @@ class RunSpec:
             "config": [self.config.name, self.config_sha], "model": self.model,
             "template": [self.template.name, self.template_sha], "sampler": [self.sampler.name, self.sampler_sha],
             "precision": [self.level_name, self.level.model_dump()], "seed": self.seed,
-            "tasks": sorted(self.tasks), "tokenizer": self.tokenizer, "sim": self.sim_url,
+            "tasks": sorted(self.tasks), "tokenizer": self.tokenizer if self.calibrated else None,
+            "sim": self.sim_url,
         }))[:16]
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether a task in scope is calibrated (its params, hence its tests, depend on the tokenizer)."""
+        return any(t.mode == "calibrate" for t in self.config.tasks if not self.tasks or t.name in self.tasks)
 
 
 def load_spec(config: str | Path, template: str | Path, sampler: str | Path, model: str, *, seed: int = 42,
@@ -93,8 +100,7 @@ class PointPlan:
 def build_points(spec: RunSpec) -> list[PointPlan]:
     """The run's points in config order (calibrated tasks need `spec.tokenizer`)."""
     counter = None
-    if spec.tokenizer and any(t.mode == "calibrate" for t in spec.config.tasks
-                              if not spec.tasks or t.name in spec.tasks):
+    if spec.tokenizer and spec.calibrated:
         from reasonscape.manifold import load_token_counter
 
         counter = load_token_counter(spec.tokenizer)
@@ -150,7 +156,7 @@ class Request:
 def make_request(spec: RunSpec, plan: PointPlan, question: str) -> Request:
     body = request_body(spec.template, spec.sampler, spec.model, plan.task, question, plan.examples)
     content = canonical_bytes(body)
-    return Request(content, cache_key(body))
+    return Request(content, hashlib.sha256(content).hexdigest())  # == identity.cache_key(body), one encoding
 
 
 # -- adaptive precision ------------------------------------------------------------------------

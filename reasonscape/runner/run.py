@@ -32,7 +32,7 @@ from reasonscape.errors import InputError, ReasonScapeError
 from reasonscape.records import METADATA_FILE, STEPS_FILE, StepWriter, read_json, write_json_atomic
 from reasonscape.runner import output
 from reasonscape.runner.cache import ResponseCache
-from reasonscape.runner.client import HttpBackend, RetryPolicy, redact_url
+from reasonscape.runner.client import EndpointError, HttpBackend, RetryPolicy, normalize_apibase, redact_url
 from reasonscape.runner.execute import Executor, PointState, resume_states
 from reasonscape.runner.plan import (
     PointPlan,
@@ -128,6 +128,20 @@ def _spec(opts: RunOptions) -> RunSpec:
                      sim_url=str(opts.apibase) if opts.is_sim else None)
 
 
+def _locate(opts: RunOptions) -> tuple[RunSpec, Path, str, Path | None, Path | None]:
+    """(spec, output dir, folder stem, complete folder, unfinished folder) for these options."""
+    spec = _spec(opts)
+    out_dir = Path(opts.output)
+    stem = output.run_stem(spec)
+    complete, unfinished = output.find_runs(out_dir, stem, spec.fingerprint())
+    return spec, out_dir, stem, complete, unfinished
+
+
+def _already_complete(folder: Path) -> RunResult:
+    return RunResult(folder, output.COMPLETE, reused=True,
+                     message=f"already complete: {folder} (same inputs; nothing to run)")
+
+
 def _backend(opts: RunOptions, spec: RunSpec) -> Any:
     if opts.is_sim:
         from reasonscape.runner.sim import SimBackend
@@ -185,7 +199,7 @@ def _metadata(opts: RunOptions, spec: RunSpec, previous: dict[str, Any] | None, 
         "template": {"name": spec.template.name, "path": str(spec.template_path), "sha256": spec.template_sha},
         "sampler": {"name": spec.sampler.name, "path": str(spec.sampler_path), "sha256": spec.sampler_sha},
         "model": spec.model, "mode": opts.mode,
-        "apibase": redact_url(str(opts.apibase)) if opts.apibase else None,
+        "apibase": _display_apibase(opts),
         "seed": spec.seed, "precision": {"name": spec.level_name, **spec.level.model_dump()},
         "tasks": list(spec.tasks) or None, "tokenizer": spec.tokenizer, "shuffle": opts.shuffle,
         "started_at": meta.get("started_at", now), "updated_at": now, "ended_at": None,
@@ -195,6 +209,12 @@ def _metadata(opts: RunOptions, spec: RunSpec, previous: dict[str, Any] | None, 
     meta["counts"]["points"] = n_points
     meta.pop("error", None)
     return meta
+
+
+def _display_apibase(opts: RunOptions) -> str | None:
+    if not opts.apibase or opts.mode != "api":
+        return None
+    return str(opts.apibase) if opts.is_sim else redact_url(normalize_apibase(str(opts.apibase)))
 
 
 def _finish_metadata(meta: dict[str, Any], folder: Path, status: str, session: Counts, previous: dict[str, int],
@@ -220,13 +240,9 @@ def _finish_metadata(meta: dict[str, Any], folder: Path, status: str, session: C
 
 def _run_folder(opts: RunOptions) -> RunResult:
     t0 = time.perf_counter()
-    spec = _spec(opts)
-    out_dir = Path(opts.output)
-    stem = output.run_stem(spec)
-    complete, unfinished = output.find_runs(out_dir, stem, spec.fingerprint())
+    spec, out_dir, stem, complete, unfinished = _locate(opts)
     if complete is not None:
-        return RunResult(complete, output.COMPLETE, reused=True,
-                         message=f"already complete: {complete} (same inputs; nothing to run)")
+        return _already_complete(complete)
     answers = None
     if opts.mode == "read-batch":
         from reasonscape.runner.batch import BatchAnswers, read_batch_output
@@ -234,6 +250,7 @@ def _run_folder(opts: RunOptions) -> RunResult:
         answers = BatchAnswers(read_batch_output(opts.batch))  # type: ignore[arg-type]
     backend = answers if answers is not None else _backend(opts, spec)
     plans = build_points(spec)
+    cache = _cache(opts) if backend.cacheable else None
     folder = unfinished or output.new_path(out_dir, stem)
     folder.mkdir(parents=True, exist_ok=True)
     with output.folder_lock(folder):
@@ -242,7 +259,6 @@ def _run_folder(opts: RunOptions) -> RunResult:
         meta = _metadata(opts, spec, previous, len(plans))
         write_json_atomic(folder / METADATA_FILE, meta)
         states, written = _states(spec, plans, folder)
-        cache = _cache(opts) if backend.cacheable else None
         progress = Progress(_planned_total(spec, states), initial=written, quiet=opts.quiet)
         writer = StepWriter(folder / STEPS_FILE, fsync=False)
         executor = Executor(spec, states, backend, cache=cache, write=writer.write, progress=progress,
@@ -254,6 +270,10 @@ def _run_folder(opts: RunOptions) -> RunResult:
                 status = output.INTERRUPTED
             else:
                 status = output.COMPLETE if executor.complete else output.INCOMPLETE
+        except EndpointError as exc:
+            error = str(exc)
+            kept = sum(st.tally.tests for st in states)
+            raise type(exc)(f"{exc}; {kept} tests kept in {folder}; run the same command again to resume") from None
         except ReasonScapeError as exc:
             error = str(exc)
             raise
@@ -289,13 +309,9 @@ def _write_batch(opts: RunOptions) -> RunResult:
     from reasonscape.runner.batch import BatchWriter
 
     t0 = time.perf_counter()
-    spec = _spec(opts)
-    out_dir = Path(opts.output)
-    stem = output.run_stem(spec)
-    complete, unfinished = output.find_runs(out_dir, stem, spec.fingerprint())
+    spec, out_dir, stem, complete, unfinished = _locate(opts)
     if complete is not None:
-        return RunResult(complete, output.COMPLETE, reused=True,
-                         message=f"already complete: {complete} (same inputs; no batch needed)")
+        return _already_complete(complete)
     plans = build_points(spec)
     states, written = _states(spec, plans, unfinished)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -395,9 +411,7 @@ def plan_experiment(options: RunOptions | None = None, /, estimate: int = 0, **k
     """Dry run: counts and token estimates for the run these options describe; with `estimate` > 0,
     first send that many of its real requests (answers go to the cache) to project the wall time."""
     opts = replace(options, **kwargs) if options is not None else RunOptions(**kwargs)
-    spec = _spec(opts)
-    stem = output.run_stem(spec)
-    complete, unfinished = output.find_runs(Path(opts.output), stem, spec.fingerprint())
+    spec, _, _, complete, unfinished = _locate(opts)
     plans = build_points(spec)
     states, written = _states(spec, plans, unfinished)
     count, level = spec.level.count, spec.level

@@ -49,6 +49,7 @@ _TRACE = (
     "This part needs attention.", "So the remaining work is straightforward.",
     "Let me verify against the original statement.", "Hmm, I need to reconsider one detail.",
 )
+_TRACE_MEAN = sum(len(s) + 1 for s in _TRACE) / len(_TRACE)
 _GARBAGE = ("I am not able to determine the answer.", "The answer cannot be determined from this.",
             "Let me think about it more later.")
 
@@ -189,12 +190,4 @@ class SimBackend:
 
 def _trace(rng: random.Random, tokens: int) -> str:
     """About 4 characters per token of reasoning-looking text, with no digits (nothing to misgrade)."""
-    out: list[str] = []
-    chars = 0
-    want = tokens * 4
-    choice = rng.choice
-    while chars < want:
-        s = choice(_TRACE)
-        out.append(s)
-        chars += len(s) + 1
-    return " ".join(out)
+    return " ".join(rng.choices(_TRACE, k=math.ceil(tokens * 4 / _TRACE_MEAN)))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import random
-import re
 
 from pydantic import Field, model_validator
 
+from reasonscape.tasks.answers import dewhitespace, parse_integer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
 
 _OPS = ("+", "-", "*")
@@ -87,8 +87,7 @@ class Arithmetic(Task):
         p: ArithmeticParams = params  # type: ignore[assignment]
         text, value, reached = self._build(rng, p.length, p.max_depth, p)
         if p.prob_dewhitespace > 0:
-            text = "".join(" " if c == " " and rng.random() >= p.prob_dewhitespace else ("" if c == " " else c)
-                           for c in text)
+            text = dewhitespace(rng, text, p.prob_dewhitespace)
         return TestCase(
             question=f"Evaluate this expression:\n{text}",
             reference=str(value),
@@ -107,28 +106,6 @@ class Arithmetic(Task):
         p: ArithmeticParams = params  # type: ignore[assignment]
         span = max(abs(p.min_value), abs(p.max_value), 1)
         return 0.035 * p.length + 0.12 * p.max_depth + 0.25 * math.log10(span) + 0.1 * p.prob_dewhitespace
-
-
-_INT = re.compile(r"^[^\d]*?(-?\s?\d{1,3}(?:,\d{3})+|-?\s?\d+)(?:\.0*)?\s*[.!]?$")
-
-
-def parse_integer(text: str) -> str | None:
-    """Canonical integer from a candidate like '42', '-1,234', 'x = 42', '42.0'; None if ambiguous."""
-    t = text.strip().replace("\u2212", "-")
-    if "=" in t:
-        t = t.rsplit("=", 1)[1]
-    t = t.strip().strip("$").strip()
-    m = _INT.match(t)
-    if not m:
-        return None
-    prefix = t[: m.start(1)]
-    if re.search(r"\d", prefix):
-        return None
-    digits = m.group(1).replace(",", "").replace(" ", "")
-    try:
-        return str(int(digits))
-    except ValueError:
-        return None
 
 
 TASK = Arithmetic()

@@ -54,12 +54,19 @@ class Task:
     answer_format: ClassVar[str] = "Write your final answer between <answer> and </answer> tags."
     #: For calibrated tasks: the integer param that `target_tokens` is resolved into.
     calibrated_param: ClassVar[str | None] = None
+    #: True when parse_answer needs the test's meta (e.g. to map an option title to its letter).
+    answer_needs_meta: ClassVar[bool] = False
+    #: True when the answer spans several lines (so a reply's last line alone is not a candidate).
+    multiline_answer: ClassVar[bool] = False
 
     def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
         raise NotImplementedError(f"{type(self).__name__}.generate")
 
-    def parse_answer(self, text: str) -> str | None:
-        """Canonical form of a candidate answer, or None when it is not a well-formed answer."""
+    def parse_answer(self, text: str, meta: dict[str, Any] | None = None) -> str | None:
+        """Canonical form of a candidate answer, or None when it is not a well-formed answer.
+
+        `meta` (the test's generator metadata) is passed only to tasks with `answer_needs_meta`.
+        """
         text = text.strip()
         return text or None
 
@@ -93,6 +100,10 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix
         return f"{prefix}: unknown parameter '{loc}' (valid: {valid})"
     if err.get("type") == "missing":
         return f"{prefix}: missing parameter '{loc}'" + (f" ({allowed})" if allowed else "")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if not loc:  # a rule across fields (model validator)
+        return f"{prefix}: {msg}"
     shown = repr(value) if not isinstance(value, dict) else "{...}"
     return f"{prefix}: {loc} = {shown}: {msg}" + (f" ({allowed})" if allowed else "")
 

@@ -13,11 +13,11 @@ groups (each possibly negated). So an expression is never ambiguous and xor need
 from __future__ import annotations
 
 import random
-import re
 from typing import Literal
 
 from pydantic import Field
 
+from reasonscape.tasks.answers import dewhitespace, unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
 
 #: (true, false) spelling of each notation; the spelling is also the canonical answer.
@@ -44,42 +44,6 @@ class BooleanParams(TaskParams):
     prob_xor: float = Field(0.25, ge=0.0, le=1.0, description="chance a parenthesised group is an xor pair")
     format: Format = Field("TRUE_FALSE", description="notation of the truth values")
     prob_dewhitespace: float = Field(0.0, ge=0.0, le=1.0, description="chance each space is removed")
-
-
-# -- answer clean-up shared by the write-in tasks ---------------------------------------------------
-
-_LEAD_IN = re.compile(
-    r"^(?:(?:so|thus|therefore|hence)\b[,:]?\s*)?(?:the\s+)?(?:final\s+|correct\s+)?"
-    r"(?:answer|result|output|value|expression|sequence|date)\b\s*"
-    r"(?:is|evaluates\s+to|would\s+be|will\s+be)?\s*[:=]?\s*",
-    re.I,
-)
-_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "`": "`", "*": "*", "_": "_"}
-
-
-def unwrap_answer(text: str) -> str:
-    """Core of a candidate answer: lead-in phrase, markdown emphasis, quotes and final '.'/'!' removed.
-
-    Models decorate answers ("The answer is **TRUE**.") far more often than they get them wrong, so
-    the parsers judge only what is left after peeling these layers; anything else stays in and makes
-    the candidate malformed.
-    """
-    t = text.strip()
-    prev = None
-    while t != prev:
-        prev = t
-        t = _LEAD_IN.sub("", t, count=1).strip()
-        if len(t) >= 2 and _QUOTES.get(t[0]) == t[-1]:
-            t = t[1:-1].strip()
-        if t.endswith((".", "!")) and not t.endswith(".."):
-            t = t[:-1].rstrip()
-    return t
-
-
-def dewhitespace(rng: random.Random, text: str, prob: float) -> str:
-    """`text` with each space removed independently with probability `prob` (one draw per space)."""
-    pieces = text.split(" ")
-    return pieces[0] + "".join(("" if rng.random() < prob else " ") + s for s in pieces[1:])
 
 
 class Boolean(Task):

@@ -13,8 +13,8 @@ import random
 
 from pydantic import Field
 
+from reasonscape.tasks.answers import unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
-from reasonscape.tasks.boolean import unwrap_answer
 
 #: (bit, opening, closing) of each bracket type, in bitmask order.
 BRACKET_TYPES: tuple[tuple[int, str, str], ...] = ((1, "(", ")"), (2, "[", "]"), (4, "{", "}"), (8, "<", ">"))

@@ -22,7 +22,7 @@ import random
 
 from pydantic import Field
 
-from reasonscape.tasks.arithmetic import parse_integer
+from reasonscape.tasks.answers import parse_integer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
 
 COLOURS = ("red", "blue", "green", "yellow", "black", "white", "silver", "orange", "purple", "brown",
@@ -68,9 +68,11 @@ class Cars(Task):
     Params = CarsParams
     description = (
         "You will be given a line of cars with the people riding in them, followed by a list of events. "
-        "People never change cars; only the cars move. Position 1 is the front of the line. When a car "
-        "moves to a position or next to another car, it leaves its old place and the cars between close "
-        "the gap. Some events change nothing. Track the line and answer the question."
+        "People never change cars; only the cars move. Position 1 is the front of the line; 'forward' "
+        "and 'in front of' mean towards position 1, 'back' and 'behind' mean away from it. When a car "
+        "moves to a position or next to another car, it leaves its old place and the cars in between "
+        "shift to close the gap; two cars that swap places exchange positions. Some events change "
+        "nothing. Track the line and answer the question."
     )
     answer_format = "Write the final position as a single integer between <answer> and </answer> tags."
 

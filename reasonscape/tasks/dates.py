@@ -23,8 +23,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from reasonscape.tasks.answers import unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
-from reasonscape.tasks.boolean import unwrap_answer
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from reasonscape.tasks.arithmetic import parse_integer
+from reasonscape.tasks.answers import parse_integer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "letters" / "words.txt"
@@ -154,7 +154,7 @@ class Letters(Task):
         """0.03*target_words*(1 + repeat_prob/2) + 0.012*confounders + 0.15*(target_letters - 1)
         + freq (common 0.15, uncommon/any 0.07, rare 0) + 0.02*mean word length + 0.1*case_mutation.
 
-        Defaults (6 targets, 4 confounders, one common letter, lengths 3..10) give about 0.46.
+        Defaults (6 targets, 4 confounders, one common letter, lengths 3..10) give about 0.51.
         """
         p: LettersParams = params  # type: ignore[assignment]
         return (0.03 * p.target_words * (1 + p.repeat_prob / 2) + 0.012 * p.confounders

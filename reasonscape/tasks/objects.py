@@ -18,9 +18,8 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from reasonscape.tasks.arithmetic import parse_integer
+from reasonscape.tasks.answers import parse_integer, unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
-from reasonscape.tasks.boolean import unwrap_answer
 
 _DATA = json.loads((Path(__file__).resolve().parent.parent / "data" / "objects" / "categories.json")
                    .read_text(encoding="utf-8"))["categories"]

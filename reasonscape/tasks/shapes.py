@@ -54,8 +54,8 @@ class ShapesParams(TaskParams):
         "all", description="which shape types are drawn")
     choice_count: int = Field(5, ge=2, le=15, description="candidate names listed in the question")
     max_rotation: int = Field(45, ge=0, le=180, description="rotation drawn uniformly in +-max degrees")
-    min_scale: float = Field(50.0, ge=1.0, le=10000.0, description="smallest shape radius (units)")
-    max_scale: float = Field(150.0, ge=1.0, le=10000.0, description="largest shape radius (units)")
+    min_scale: float = Field(50.0, ge=0.001, le=10000.0, description="smallest shape radius (units)")
+    max_scale: float = Field(150.0, ge=0.001, le=10000.0, description="largest shape radius (units)")
     max_offset: float = Field(100.0, ge=0.0, le=100000.0, description="centre drawn in +-max_offset")
     precision: int = Field(1, ge=0, le=4, description="decimals in the emitted coordinates")
     path_style: Literal["absolute", "relative", "mixed"] = Field(
@@ -65,7 +65,7 @@ class ShapesParams(TaskParams):
     def _consistent(self) -> ShapesParams:
         if self.min_scale > self.max_scale:
             raise ValueError(f"min_scale {self.min_scale} > max_scale {self.max_scale}")
-        floor = 40 / 10 ** self.precision
+        floor = 50 / 10 ** self.precision
         if self.min_scale < floor:
             raise ValueError(f"min_scale {self.min_scale} is too small for precision {self.precision}: "
                              f"rounding would blur the shape classes (need >= {floor:g})")
@@ -110,8 +110,8 @@ def _unit_shape(rng: random.Random, shape: str) -> list[tuple[float, float]]:
         x0 = u(-0.1, 1.1 - top)
         return [(0.0, 0.0), (1.0, 0.0), (x0 + top, h), (x0, h)]
     # kite: symmetric about the y axis, top spar clearly longer than the bottom one
-    q = u(0.3, 0.45)
-    p, w = q * u(1.8, 2.8), u(0.4, 0.6)
+    q = u(0.35, 0.45)
+    p, w = q * u(1.8, 2.6), u(0.45, 0.6)
     return [(0.0, -q), (w, 0.0), (0.0, p), (-w, 0.0)]
 
 
@@ -212,7 +212,7 @@ class Shapes(Task):
         + 0.35*log2(choice_count)/log2(15) + 0.15*max_rotation/180 + 0.05*precision
         + path style (absolute 0, mixed 0.15, relative 0.2) + 0.05*log10(max(1, max_offset)/10).
 
-        The default point (all shapes, 5 options, 45 degrees, precision 1) is about 0.71.
+        The default point (all shapes, 5 options, 45 degrees, precision 1, offset 100) is about 0.65.
         """
         p: ShapesParams = params  # type: ignore[assignment]
         style = {"absolute": 0.0, "mixed": 0.15, "relative": 0.2}[p.path_style]

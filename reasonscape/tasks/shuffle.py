@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from reasonscape.tasks.answers import unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
-from reasonscape.tasks.boolean import unwrap_answer
 
 _DATA = json.loads((Path(__file__).resolve().parent.parent / "data" / "shuffle" / "domains.json")
                    .read_text(encoding="utf-8"))

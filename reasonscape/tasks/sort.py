@@ -53,6 +53,7 @@ class SortParams(TaskParams):
 
 class Sort(Task):
     name = "sort"
+    multiline_answer = True
     label = "Sort"
     Params = SortParams
     description = (

@@ -4,8 +4,8 @@ fixed-width text or JSON.
 This is the calibrated task: `num_rows` is the coordinate that the config's `target_tokens` is
 resolved into, so the question must grow with it and nothing else may depend on it. Every per-test
 structural choice (columns, row ids, operation, filter columns and operators) is drawn before the
-rows, and each column's values come from its own RNG derived from the test's RNG, so for one seed
-the table with n+1 rows is the table with n rows plus one row.
+rows, and the cells come from one stream derived from the test's RNG and read row by row, so for
+one seed the table with n+1 rows is the table with n rows plus one row.
 
 Answers are unambiguous by construction: filters are built around an anchor row so at least one row
 matches; `mode` ties go to the alphabetically first value (the question says so); the median of an
@@ -91,6 +91,14 @@ def _draw(seed: int, m: int, n: int) -> list[int]:
     return (words % m).tolist()
 
 
+def _draw_rows(seed: int, moduli: list[int], n: int) -> list[list[int]]:
+    """Columns of n rows, column j in 0..moduli[j]-1, from one stream read row by row (row i uses
+    words i*k .. i*k+k-1), so the first n rows of n+1 are the n rows."""
+    k = len(moduli)
+    words = np.frombuffer(random.Random(seed).randbytes(4 * n * k), dtype="<u4").reshape(n, k)
+    return (words % np.asarray(moduli, dtype=np.uint32)).T.tolist()
+
+
 def _cells(col: Column, pre: str = "", post: str = "", width: int = 0) -> list[str]:
     """The printed cells of a column as `pre + value + post`, left-justified to `width`. A domain
     smaller than the column is decorated once and looked up; otherwise decoration is inlined."""
@@ -102,10 +110,23 @@ def _cells(col: Column, pre: str = "", post: str = "", width: int = 0) -> list[s
         pre = post = ""
         width = 0
     if width:
+        if not (pre or post):
+            return [domain[i].ljust(width) for i in idx]
         return [(pre + domain[i] + post).ljust(width) for i in idx]
     if pre or post:
         return [pre + domain[i] + post for i in idx]
     return [domain[i] for i in idx]
+
+
+def _widest(col: Column) -> int:
+    """Length of the longest printed cell of a column. Numeric domains are sorted by value and
+    printed with fixed decimals, so the longest cell is the smallest or the largest value."""
+    domain, idx = col
+    if idx is None:
+        return max(map(len, domain))
+    if id(domain) in _NUMERIC_DOMAINS:
+        return max(len(domain[min(idx)]), len(domain[max(idx)]))
+    return max(len(domain[i]) for i in set(idx))
 
 
 class TablesParams(TaskParams):
@@ -128,11 +149,7 @@ class TablesParams(TaskParams):
 def fmt_number(value: int | Fraction, decimals: int = 0) -> str:
     """Canonical decimal text of value * 10^-decimals: exact, no trailing zeros, no exponent."""
     q = Decimal(value.numerator) / Decimal(value.denominator) if isinstance(value, Fraction) else Decimal(value)
-    q = q.scaleb(-decimals)
-    s = format(q, "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
+    return fmt_number_text(q.scaleb(-decimals))
 
 
 def _shown(v: int, decimals: int) -> str:
@@ -145,6 +162,7 @@ def _shown(v: int, decimals: int) -> str:
 
 
 _SHOWN.update({name: tuple(_shown(v, dec) for v in range(lo, hi + 1)) for name, (lo, hi, dec) in NUMERIC.items()})
+_NUMERIC_DOMAINS = frozenset(id(d) for d in _SHOWN.values())
 
 
 class Tables(Task):
@@ -163,17 +181,16 @@ class Tables(Task):
 
     # -- table ------------------------------------------------------------------------------
 
-    def _ids(self, seed: int, n: int, style: str) -> tuple[list[str], list[str], str]:
-        """(shown ids, canonical ids, id column name); a prefix-stable stream, so rows extend."""
+    def _ids(self, gaps: list[int], start: int, label_seed: int, style: str) -> tuple[list[str], list[str], str]:
+        """(shown ids, canonical ids, id column name), prefix-stable in the number of rows."""
+        n = len(gaps)
         if style == "numeric":
-            start = random.Random(seed).randint(100, 9000)
-            gaps = [_ID_GAPS[i] for i in _draw(seed + 1, len(_ID_GAPS), n)]
-            ids = [str(v) for v in accumulate(gaps, initial=start)][1:]
+            ids = [str(v) for v in accumulate((_ID_GAPS[g] for g in gaps), initial=start)][1:]
             return ids, ids, "id"
         # distinct labels "AB-123": distinct indexes into the 24*24*900 label space, in stream order
         want = 2 * n + 16
         while True:
-            picked = list(dict.fromkeys(_draw(seed, _LABEL_SPACE, want)))[:n]
+            picked = list(dict.fromkeys(_draw(label_seed, _LABEL_SPACE, want)))[:n]
             if len(picked) == n:
                 break
             want *= 2
@@ -192,12 +209,11 @@ class Tables(Task):
             lines += ["| " + " | ".join(r) + " |" for r in zip(*cells, strict=True)]
             return "\n".join(lines)
         if fmt == "fixed_width":
-            cells = [_cells(c) for c in cols]
-            widths = [max(len(h), max(map(len, c))) for h, c in zip(header, cells, strict=True)]
+            widths = [max(len(h), _widest(c)) for h, c in zip(header, cols, strict=True)]
             padded = [_cells(c, width=w) for c, w in zip(cols[:-1], widths, strict=False)]
             lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
                      "  ".join("-" * w for w in widths)]
-            lines += ["  ".join(r) for r in zip(*padded, cells[-1], strict=True)]
+            lines += ["  ".join(r) for r in zip(*padded, _cells(cols[-1]), strict=True)]
             return "\n".join(lines)
         cells = [_cells(c, f'"{h}": "', '"') if q else _cells(c, f'"{h}": ')
                  for h, c, q in zip(header, cols, quoted, strict=True)]
@@ -225,23 +241,23 @@ class Tables(Task):
         filter_cols = rng.sample([c for c in names if c != agg], p.filter_complexity)
         filter_ops = [rng.choice(("eq", "eq", "ne")) if c in CATEGORICAL else rng.choice(_NUM_OPS)
                       for c in filter_cols]
-        seeds = [rng.getrandbits(64) for _ in range(len(names) + 2)]
+        table_seed, label_seed = rng.getrandbits(64), rng.getrandbits(64)
+        id_start = rng.randint(100, 9000)
 
-        # rows: every column from its own RNG so a longer table extends a shorter one
-        shown_ids, canon_ids, id_name = self._ids(seeds[0], n, style)
+        # rows: one row-major stream, so a longer table extends a shorter one
+        domains = [CATEGORICAL.get(name) or _SHOWN[name] for name in names]
+        drawn = _draw_rows(table_seed, [len(_ID_GAPS)] + [len(d) for d in domains], n)
+        shown_ids, canon_ids, id_name = self._ids(drawn[0], id_start, label_seed, style)
         values: dict[str, list] = {}
         columns: list[Column] = [(shown_ids, None)]
-        for name, seed in zip(names, seeds[2:], strict=True):
-            domain = CATEGORICAL.get(name) or _SHOWN[name]
-            idx = _draw(seed, len(domain), n)
+        for name, domain, idx in zip(names, domains, drawn[1:], strict=True):
             columns.append((domain, idx))
             values[name] = [domain[i] for i in idx] if name in CATEGORICAL else [NUMERIC[name][0] + i for i in idx]
         table = self._render(p.format, [id_name] + names, columns,
                              [style == "label"] + [c in CATEGORICAL for c in names])
 
         # filters around an anchor row (so at least one row matches)
-        frng = random.Random(seeds[1])
-        anchor = frng.randrange(n)
+        anchor = rng.randrange(n)
         conds: list[str] = []
         mask = [True] * n
         for col, kind in zip(filter_cols, filter_ops, strict=True):
@@ -252,14 +268,14 @@ class Tables(Task):
                     conds.append(f'{col} is "{a}"')
                     mask = [m and v == a for m, v in zip(mask, vals, strict=True)]
                 else:
-                    other = frng.choice([x for x in CATEGORICAL[col] if x != a])
+                    other = rng.choice([x for x in CATEGORICAL[col] if x != a])
                     conds.append(f'{col} is not "{other}"')
                     mask = [m and v != other for m, v in zip(mask, vals, strict=True)]
                 continue
             dec = NUMERIC[col][2]
-            t = vals[frng.randrange(n)]
+            t = vals[rng.randrange(n)]
             if kind == "between":
-                u = vals[frng.randrange(n)]
+                u = vals[rng.randrange(n)]
                 lo, hi = min(a, t, u), max(a, t, u)
                 if lo == hi:
                     lo, hi = lo - 1, hi + 1
@@ -357,6 +373,7 @@ _LEAD = re.compile(
 
 
 def fmt_number_text(d: Decimal) -> str:
+    """Plain decimal text of `d` without trailing zeros ("12.50" -> "12.5", "-0" -> "0")."""
     s = format(d, "f")
     if "." in s:
         s = s.rstrip("0").rstrip(".")

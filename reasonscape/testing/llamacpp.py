@@ -208,6 +208,8 @@ class LlamaServer:
     (4096 by default), and a longer prompt is refused with HTTP 400
     (``exceed_context_size_error``). With ``api_key`` set (default: a fixed test key), every
     API request needs ``Authorization: Bearer <api_key>``; pass ``api_key=None`` to disable.
+    ``threads`` defaults to 1: the tiny model needs no more, and on a 2-core machine extra
+    compute threads fight the test client for CPU (measured: ~110 vs ~20-100 req/s).
     """
 
     DEFAULT_API_KEY = "reasonscape-test-key"
@@ -221,6 +223,7 @@ class LlamaServer:
         port: int | None = None,
         n_parallel: int = 4,
         ctx_size: int = 16384,
+        threads: int = 1,
         api_key: str | None = DEFAULT_API_KEY,
         extra_args: Sequence[str] = (),
         startup_timeout: float = 60.0,
@@ -233,6 +236,7 @@ class LlamaServer:
         self.port: int | None = None
         self.n_parallel = n_parallel
         self.ctx_size = ctx_size
+        self.threads = threads
         self.api_key = api_key
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
@@ -284,7 +288,9 @@ class LlamaServer:
             str(self.n_parallel),
             "-c",
             str(self.ctx_size),
-            "--no-webui",
+            "-t",
+            str(self.threads),
+            "--no-ui",
             "--offline",
             "--no-warmup",
         ]
