@@ -10,10 +10,11 @@ multiple-choice guess chances), cached in the temp dir keyed by size. Then, in t
   evaluate (counters, guess masses, token sums, hazard buckets, de-duplication by test index and the
   compression sample of test indices < 32);
 * evaluate: `evaluate.py --interview <files> --db <tmp> --quiet --parallel P` in a subprocess, timed
-  wall-clock including interpreter start-up, with the peak RSS of its process tree (polled) and of its
-  largest single process (getrusage).
+  wall-clock including interpreter start-up, with the peak RSS of its process tree (polled), of its
+  largest single process, and the CPU time of all its processes (getrusage).
 
-Prints records/s for both, the ratio, and the peak RSS.
+Prints records/s for both, the ratios (wall-clock, and per CPU-second: the figure that does not depend
+on how many cores are free), and the peak RSS.
 """
 
 from __future__ import annotations
@@ -135,8 +136,11 @@ def naive(files: list[Path]) -> int:
     return n
 
 
-def run_evaluate(files: list[Path], db: Path, parallel: int) -> tuple[float, float, float, str]:
+def run_evaluate(files: list[Path], db: Path, parallel: int) -> tuple[float, float, float, float, str]:
+    """(wall s, peak tree RSS, largest process RSS, CPU s of the whole tree, summary line)."""
     import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     cmd = [sys.executable, str(ROOT / "evaluate.py"), "--interview", ",".join(map(str, files)), "--db", str(db),
            "--quiet", "--parallel", str(parallel)]
@@ -154,8 +158,9 @@ def run_evaluate(files: list[Path], db: Path, parallel: int) -> tuple[float, flo
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"evaluate failed ({proc.returncode}): {err.strip()}")
-    single = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return wall, peak, single, (out + err).strip()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, peak, after.ru_maxrss * 1024, cpu, (out + err).strip()
 
 
 def main() -> None:
@@ -172,15 +177,17 @@ def main() -> None:
         with open(f, "rb") as fh:
             while fh.read(1 << 24):
                 pass
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n = naive(files)
-    t_naive = time.perf_counter() - t0
+    t_naive, c_naive = time.perf_counter() - t0, time.process_time() - c0
     with tempfile.TemporaryDirectory() as tmp:
-        wall, peak, single, summary = run_evaluate(files, Path(tmp) / "bench.db", args.parallel)
-        wall2, _, _, _ = run_evaluate(files, Path(tmp) / "bench.db", args.parallel)
-    print(f"naive json.loads loop : {n / t_naive:12,.0f} tests/s ({n} tests, {t_naive:.2f}s, 1 process)")
-    print(f"evaluate.py           : {n / wall:12,.0f} tests/s ({wall:.2f}s wall incl. start-up, --parallel {args.parallel})")
-    print(f"ratio                 : {t_naive / wall:.2f}x")
+        wall, peak, single, cpu, summary = run_evaluate(files, Path(tmp) / "bench.db", args.parallel)
+        wall2, _, _, _, _ = run_evaluate(files, Path(tmp) / "bench.db", args.parallel)
+    print(f"naive json.loads loop : {n / t_naive:12,.0f} tests/s ({n} tests, {t_naive:.2f}s wall, "
+          f"{n / c_naive:,.0f} tests per CPU-second, 1 process)")
+    print(f"evaluate.py           : {n / wall:12,.0f} tests/s ({wall:.2f}s wall incl. start-up, --parallel "
+          f"{args.parallel}, {n / cpu:,.0f} tests per CPU-second over all its processes)")
+    print(f"ratio                 : {t_naive / wall:.2f}x wall-clock, {c_naive / cpu:.2f}x per CPU-second")
     print(f"peak RSS              : {peak / 2**20:.0f} MiB process tree, {single / 2**20:.0f} MiB largest process")
     print(f"second run (no change): {wall2:.2f}s wall")
     print(f"evaluate summary      : {summary}")

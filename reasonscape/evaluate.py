@@ -21,6 +21,7 @@ Design (docs/evaluate.md has the long form):
 
 from __future__ import annotations
 
+import functools
 import gc
 import glob as globmod
 import hashlib
@@ -212,9 +213,9 @@ class PointAcc:
         nz = np.flatnonzero(h.sum(axis=0))
         h = h[:, : (int(nz[-1]) + 1 if nz.size else 0)]
         return {
-            "eval_id": make_eval_id(model, template, sampler), "model": model, "template": template,
+            "eval_id": _eval_id(model, template, sampler), "model": model, "template": template,
             "sampler": sampler, "base_task": base_task, "params": params,
-            "manifold": canonical_json(orjson.loads(self.manifold)),
+            "manifold": _canonical(self.manifold),
             "n": int(c.sum()), "correct": int(c[0]), "incorrect": int(c[1]), "invalid": int(c[2]),
             "truncated": int(c[3]), "errors": int((self.state == ERROR_BIT).sum()),
             "guess": round(float(self.guess[0]), 9), "guess_truncated": round(float(self.guess[1]), 9),
@@ -228,6 +229,16 @@ class PointAcc:
             "compression_bytes": [v[1] for _, v in comp], "compression_compressed": [v[2] for _, v in comp],
             "compression_tokens": [v[3] for _, v in comp],
         }
+
+
+@functools.lru_cache(maxsize=4096)
+def _eval_id(model: str, template: str, sampler: str) -> str:
+    return make_eval_id(model, template, sampler)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(raw: bytes) -> str:
+    return canonical_json(orjson.loads(raw))
 
 
 class _Aggregator:
@@ -255,7 +266,9 @@ class _Aggregator:
         self.state = np.zeros(1 << 16, np.uint8)
         self.used = 0
         self.buf: tuple[list, ...] = ([], [], [], [], [], [], [])
+        self.lens: list[int] = []  # tests per buffered line (b[0] holds one point number per line)
         self.nbuf = 0
+        self.scratch = np.zeros(0, np.int64)  # slot -> position, to spot duplicates without sorting
 
     def point(self, key: Key, manifold: bytes) -> int:
         pid = self.kid.get(key)
@@ -279,7 +292,8 @@ class _Aggregator:
     def add(self, pid: int, ln: _Line, codes: list[int]) -> None:
         b = self.buf
         n = len(codes)
-        b[0].extend([pid] * n)
+        b[0].append(pid)
+        self.lens.append(n)
         b[1].extend(ln.index)
         b[2].extend(codes)
         b[3].extend(ln.truncated)
@@ -311,7 +325,8 @@ class _Aggregator:
             return
         b = self.buf
         n = self.nbuf
-        pid = np.fromiter(b[0], np.int64, n)
+        pid = np.repeat(np.fromiter(b[0], np.int64, len(b[0])), np.fromiter(self.lens, np.int64, len(self.lens)))
+        self.lens = []
         idx = np.fromiter(b[1], np.int64, n)
         code = np.fromiter(b[2], np.int64, n)
         trunc = np.fromiter(b[3], bool, n)
@@ -331,10 +346,17 @@ class _Aggregator:
         self.state[slot[~answered]] |= ERROR_BIT
         a = np.flatnonzero(answered)
         s = slot[a]
-        _, first = np.unique(s, return_index=True)
-        fresh = np.zeros(a.size, bool)
-        fresh[first] = True
-        fresh &= (self.state[s] & ANSWERED_BIT) == 0
+        if self.scratch.size < self.state.size:
+            self.scratch = np.zeros(self.state.size, np.int64)
+        pos = np.arange(s.size)
+        self.scratch[s] = pos  # with a repeated slot, at least one of its positions is overwritten
+        if (self.scratch[s] != pos).any():  # a test index repeated within the chunk: first one wins
+            _, first = np.unique(s, return_index=True)
+            fresh = np.zeros(a.size, bool)
+            fresh[first] = True
+            fresh &= (self.state[s] & ANSWERED_BIT) == 0
+        else:
+            fresh = (self.state[s] & ANSWERED_BIT) == 0
         P = len(self.keys)
         if not fresh.all():
             self.dups[:P] += np.bincount(pid[a[~fresh]], minlength=P)
@@ -354,7 +376,12 @@ class _Aggregator:
             grown = np.zeros((self.hazard.shape[0], 4, nb), np.int64)
             grown[:, :, : self.hazard.shape[2]] = self.hazard
             self.hazard = grown
-        np.add.at(self.hazard.reshape(-1), po * self.hazard.shape[2] + bucket, 1)
+        flat = self.hazard.reshape(-1)
+        cells = po * self.hazard.shape[2] + bucket
+        if 4 * P * self.hazard.shape[2] <= 8 * cells.size:
+            flat[: 4 * P * self.hazard.shape[2]] += np.bincount(cells, minlength=4 * P * self.hazard.shape[2])
+        else:
+            np.add.at(flat, cells, 1)
 
     def answered(self, pid: int, i: int) -> bool:
         return i < self.cap[pid] and bool(self.state[self.base[pid] + i] & ANSWERED_BIT)
@@ -651,7 +678,8 @@ class EvaluateResult:
         return (f"{self.db}: {self.points_total} points; read {self.files_read} of {self.files_total} files "
                 f"({self.files_unchanged} unchanged, {self.files_removed} removed), {self.tests} tests in "
                 f"{self.seconds:.2f}s ({rate:,.0f} tests/s); wrote {self.points_written} points, deleted "
-                f"{self.points_deleted}; {self.duplicates} duplicate tests, {len(self.errors)} bad lines")
+                f"{self.points_deleted}; {self.duplicates} duplicate tests, {len(self.errors)} bad lines"
+                + (f", {self.skipped_lines} lines of other evals skipped" if self.skipped_lines else ""))
 
 
 def default_parallel() -> int:

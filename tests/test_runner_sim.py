@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from openai_server import REPO, TEMPLATE, result_records
 
 from reasonscape.errors import InputError
 from reasonscape.runner import run_experiment
-from reasonscape.runner.sim import SimModel, parse_sim_url, true_accuracy
-from reasonscape.tasks.registry import get_task
+from reasonscape.runner.plan import Request, TestContext
+from reasonscape.runner.sim import SimBackend, SimModel, parse_sim_url, true_accuracy
+from reasonscape.scoring import grade
+from reasonscape.tasks.base import generate_tests
+from reasonscape.tasks.registry import get_task, task_names
 
 SAMPLER_MAX = str(REPO / "samplers" / "greedy-max.json")
 SAMPLER_2K = str(REPO / "samplers" / "greedy-2k.json")
@@ -146,3 +150,20 @@ def test_calibrated_task_needs_and_uses_a_tokenizer(tmp_path):
     rows = sorted({json.loads(p)["num_rows"] for p in _per_point(result.path)})
     assert len(rows) == 2 and rows[0] < rows[1]  # more target tokens, more rows
     assert json.loads((result.path / "metadata.json").read_text())["tokenizer"] == str(tok)
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_sim_answers_grade_as_intended_for_every_task(name):
+    """A right answer grades correct and a wrong one incorrect, with every task's own parser."""
+    task = get_task(name)
+    params = task.validate({})
+    plan = SimpleNamespace(task=task, params=params)
+    strong = SimBackend("sim://?ability=50&ctx=1000000")
+    weak = SimBackend("sim://?ability=-50&invalid=0&ctx=1000000")
+    for i, test in enumerate(generate_tests(task, params.model_dump(mode="json"), 42, 12)):
+        ctx = TestContext(plan, test, i, Request(b'{"messages": [{"role": "user", "content": "q"}]}', f"{i:064x}"))
+        right = strong.answer(ctx.request.content, ctx)
+        assert grade(task, right.text, test.reference, test.meta).status == "correct"
+        if test.guess_chance == 0:
+            wrong = weak.answer(ctx.request.content, ctx)
+            assert grade(task, wrong.text, test.reference, test.meta).status == "incorrect"

@@ -47,10 +47,12 @@ def test_cache_round_trip_in_wal_mode(tmp_path):
     c = Completion("hi", "stop", 3, 4, "m", 0.5, {"prompt_tokens": 3}, None)
     cache.put("k1", b'{"model":"m"}', c)
     cache.put("k2", b"{}", Completion(error="HTTP 400: too long"))
-    assert cache.get_many(["k1", "k2", "k3"]) == {"k1": Completion("hi", "stop", 3, 4, "m", 0.5, {}, None),
-                                                   "k2": Completion(error="HTTP 400: too long")}
+    assert cache.get_many(["k1", "k2", "k3"]) == {"k1": c, "k2": Completion(error="HTTP 400: too long")}
     assert len(cache) == 2
     cache.close()
+    again = ResponseCache(tmp_path / "c")  # committed: usage stays in the row, lookups skip decoding it
+    assert again.get_many(["k1"]) == {"k1": Completion("hi", "stop", 3, 4, "m", 0.5, {}, None)}
+    again.close()
     db = sqlite3.connect(tmp_path / "c" / "responses.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT request FROM responses WHERE key='k1'").fetchone()[0] == b'{"model":"m"}'

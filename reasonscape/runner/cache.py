@@ -67,14 +67,21 @@ class ResponseCache:
             raise InputError(f"--cache {self.path}: not a usable SQLite cache ({exc})") from None
         except OSError as exc:
             raise InputError(f"--cache {self.path}: {exc.strerror or exc}") from None
-        self._pending: list[tuple] = []
+        self._pending: dict[str, tuple] = {}
         self._last_flush = time.monotonic()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
-        """Completions for the keys that are cached (pending writes included)."""
+        """Completions for the keys that are cached (writes not yet committed included)."""
         out: dict[str, Completion] = {}
         if self._pending:
-            self.flush()
+            missing = []
+            for k in keys:
+                row = self._pending.get(k)
+                if row is None:
+                    missing.append(k)
+                else:
+                    out[k] = row[-1]
+            keys = missing
         for i in range(0, len(keys), _MAX_VARS):
             chunk = keys[i:i + _MAX_VARS]
             marks = ",".join("?" * len(chunk))
@@ -84,9 +91,10 @@ class ResponseCache:
         return out
 
     def put(self, key: str, request: bytes, c: Completion) -> None:
-        self._pending.append((key, request, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens,
+        # the row, plus the Completion itself (last) for lookups before the commit
+        self._pending[key] = (key, request, c.text, c.finish_reason, c.prompt_tokens, c.completion_tokens,
                               orjson.dumps(c.usage) if c.usage else None, c.model, c.latency_s, c.error,
-                              time.time()))
+                              time.time(), c)
         if len(self._pending) >= FLUSH_ROWS or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
 
@@ -99,11 +107,12 @@ class ResponseCache:
         self._last_flush = time.monotonic()
         if not self._pending:
             return
-        rows, self._pending = self._pending, []
+        rows, self._pending = self._pending, {}
         try:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                     [row[:-1] for row in rows.values()])
         except sqlite3.Error as exc:
             raise RuntimeFailure(f"cache {self.path}: write failed ({exc})") from None
 

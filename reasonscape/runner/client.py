@@ -278,6 +278,8 @@ class HttpBackend:
                 body = await resp.aread()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except httpx.HTTPError as exc:  # not transient: bad URL scheme, proxy refusal, local protocol error
+                raise EndpointRefused(self.redactor.scrub(f"{self.display}{path}: {type(exc).__name__}: {exc}")) from None
             else:
                 status = resp.status_code
                 if status < 300:

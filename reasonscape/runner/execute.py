@@ -57,9 +57,14 @@ class PointState:
     blocked: bool = False
 
 
-def resume_states(plans: list[PointPlan], done: dict[str, dict[int, dict[str, Any]]], count: int,
+def resume_states(plans: list[PointPlan], done: dict[str, dict[int, dict[str, Any]]],
                   spec: RunSpec) -> tuple[list[PointState], int]:
-    """States of every point given the tests already written; also how many written tests count."""
+    """Every point's state given the tests already written (whole rounds), and how many tests that is.
+
+    Each point's written rounds go back through the stopping rule, so a resumed run makes the same
+    decisions as an uninterrupted one.
+    """
+    count = spec.level.count
     states = []
     written = 0
     for plan in plans:
@@ -229,7 +234,7 @@ class Executor:
             status, extracted = ERROR, None
             self.counts.errors += 1
         else:
-            status, extracted = grade(rnd.state.plan.task, c.text, test.reference)
+            status, extracted = grade(rnd.state.plan.task, c.text, test.reference, test.meta)
         truncated = c.finish_reason == "length"
         if truncated:
             self.counts.truncations += 1

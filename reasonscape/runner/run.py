@@ -157,7 +157,7 @@ def _cache(opts: RunOptions) -> ResponseCache | None:
 
 def _states(spec: RunSpec, plans: list[PointPlan], folder: Path | None) -> tuple[list[PointState], int]:
     done = output.read_done(folder) if folder is not None else {}
-    return resume_states(plans, done, spec.level.count, spec)
+    return resume_states(plans, done, spec)
 
 
 def _planned_total(spec: RunSpec, states: list[PointState]) -> int:
@@ -356,6 +356,8 @@ class PlanReport:
     prompt_tokens: int
     completion_tokens_mean: float | None
     completion_source: str
+    #: Sampler max_tokens x requests: the most the round-1 requests can generate (None: no limit set).
+    completion_cap: int | None = None
     resumes: Path | None = None
     complete: Path | None = None
     estimate_n: int = 0
@@ -383,7 +385,8 @@ class PlanReport:
             f"prompt tokens:      ~{self.prompt_tokens}  (round 1 requests)",
         ]
         if self.completion_tokens is None:
-            out.append("completion tokens:  unknown (add --estimate N to measure)")
+            cap = f"; at most {self.completion_cap} by max_tokens" if self.completion_cap is not None else ""
+            out.append(f"completion tokens:  unknown (add --estimate N to measure{cap})")
         else:
             out.append(f"completion tokens:  ~{self.completion_tokens}  (mean {self.completion_tokens_mean:.0f}"
                        f" per request, {self.completion_source})")
@@ -431,6 +434,7 @@ def plan_experiment(options: RunOptions | None = None, /, estimate: int = 0, **k
             tests_cap=len(plans) * count * level.maxrounds, done=written, cache_hits=len(todo) - len(misses),
             requests=len(misses), prompt_tokens=_prompt_tokens(misses, opts.tokenizer),
             completion_tokens_mean=None, completion_source="",
+            completion_cap=None if spec.sampler.max_tokens is None else spec.sampler.max_tokens * len(misses),
             resumes=unfinished if complete is None else None, complete=complete)
         answered = [c for c in hits.values() if c.error is None]
         if answered:

@@ -5,9 +5,9 @@ connection pool on a small machine (it re-checks every pooled socket through any
 several times per request), which caps a client at a few hundred requests per second against a local
 inference server. Inference endpoints need little of HTTP: one origin, POST of a JSON body, a JSON
 response with Content-Length or chunked encoding. This transport does exactly that, with a pool of
-keep-alive connections, and plugs into `httpx.AsyncClient` so timeouts, headers, auth and the response
-model stay httpx's. Proxies are not supported: `client.py` falls back to httpx's own transport when a
-proxy is configured in the environment.
+keep-alive connections. It is an `httpx.AsyncBaseTransport`: the runner sends `httpx.Request` objects
+straight into it (see client.py) and it also plugs into `httpx.AsyncClient`. Proxies are not supported:
+client.py falls back to httpx's own transport when a proxy is configured in the environment.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class FastHTTPTransport(httpx.AsyncBaseTransport):
             except TimeoutError:
                 conn.close()
                 raise httpx.ReadTimeout("timed out waiting for the response", request=request) from None
-            except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+            except (asyncio.IncompleteReadError, OSError, asyncio.LimitOverrunError, ValueError) as exc:
                 conn.close()
                 kind = type(exc).__name__
                 raise httpx.RemoteProtocolError(f"server closed the connection mid-response ({kind})",
