@@ -24,6 +24,10 @@ _ANSWER_OPEN = re.compile(r"<answer>(.*)$", re.S | re.I)
 _ANSWER_LINE = re.compile(
     r"^[\s>*#_-]*(?:final\s+answer|answer)\s*(?:is)?\s*[:=]?\s*[*_]*\s*[:=]?\s*(.+?)\s*$", re.I | re.M)
 _FENCE = re.compile(r"^```[\w-]*\n(.*?)\n```$", re.S)
+_TEXT_WRAP = re.compile(r"^\\text\{(.*)\}$", re.S)
+_EMPHASIS = re.compile(r"^(\*\*|__)(.*)\1$", re.S)
+_HALF_EMPHASIS = re.compile(r"^(\*\*|__)\s*|\s*(\*\*|__)$")  # "Answer:** 42" leaves one side
+_BACKTICKS = re.compile(r"^`+|`+$")
 
 
 class Grade(NamedTuple):
@@ -99,10 +103,10 @@ def answer_candidates(completion: str, multiline: bool = False) -> list[str]:
 
 def _clean(candidate: str) -> str:
     c = candidate.strip()
-    c = re.sub(r"^\\text\{(.*)\}$", r"\1", c, flags=re.S)
-    c = re.sub(r"^(\*\*|__)(.*)\1$", r"\2", c, flags=re.S).strip()
-    c = re.sub(r"^(\*\*|__)\s*|\s*(\*\*|__)$", "", c).strip()  # "Answer:** 42" leaves one side
-    c = re.sub(r"^`+|`+$", "", c).strip()
+    c = _TEXT_WRAP.sub(r"\1", c)
+    c = _EMPHASIS.sub(r"\2", c).strip()
+    c = _HALF_EMPHASIS.sub("", c).strip()
+    c = _BACKTICKS.sub("", c).strip()
     return c
 
 

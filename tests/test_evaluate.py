@@ -189,7 +189,7 @@ def test_second_run_changes_nothing_and_is_fast(tmp_path):
     # the real CLI too
     proc = run_cli("evaluate.py", "--dataset", str(ds), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert "read 0 of 2 files" in proc.stdout
+    assert "read 0 of 2 files" in proc.stderr
     assert db_digest(db) == before
 
 
@@ -256,7 +256,7 @@ def test_malformed_line_is_reported_by_file_and_line_and_valid_lines_count(tmp_p
     db = tmp_path / "interview.db"
     proc = run_cli("evaluate.py", "--interview", str(path), "--db", str(db), "--quiet")
     assert proc.returncode == 2
-    errs = [ln for ln in proc.stderr.splitlines() if ln]
+    errs = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
     assert errs == [errs[0]] and errs[0].startswith(f"error: {path}:3: malformed NDJSON line")
     [(key, want)] = expected(recs).items()
     assert stored(db)[key]["n"] == want["n"] == 40

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from reasonscape.cli.evaluate import run_command
+from reasonscape.cli.common import run_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+
+import click
 
 from reasonscape.errors import ReasonScapeError
 
 
-def run_cli(command: Callable[..., Any], *, prog_name: str) -> None:
-    """Run a click command; a ReasonScapeError becomes `error: <msg>` on stderr and its exit code."""
+def run_command(command: click.Command, args: list[str] | None = None) -> None:
+    """Run a click command so that every failure is one `error: ...` line on stderr and an exit code
+    (2 for bad input and usage, 1 for runtime failures), never a traceback."""
     try:
-        command.main(prog_name=prog_name, standalone_mode=True)
+        command.main(args=args, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}".replace("\n", " "), err=True)
+        sys.exit(2)
     except ReasonScapeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        click.echo(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        click.echo("error: interrupted", err=True)
         sys.exit(130)
-
-
-def report_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator for click callbacks: ReasonScapeError -> one line on stderr + exit code, no traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ReasonScapeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-
-    return wrapper
+    except OSError as exc:
+        click.echo(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
+        sys.exit(1)

@@ -8,33 +8,9 @@ from typing import Any
 
 import click
 
-from reasonscape.errors import ReasonScapeError
+from reasonscape.cli.common import run_command
 
 MAX_ERROR_LINES = 50
-
-
-def run_command(command: click.Command, args: list[str] | None = None) -> None:
-    """Run a click command so that every failure is one `error: ...` line on stderr and an exit code
-    (2 for bad input and usage, 1 for runtime failures), never a traceback."""
-    try:
-        command.main(args=args, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(1)
-    except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}".replace("\n", " "), err=True)
-        sys.exit(2)
-    except ReasonScapeError as exc:
-        click.echo(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except OSError as exc:
-        click.echo(f"error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", err=True)
-        sys.exit(1)
 
 
 def report(result: Any, quiet: bool, echo: Callable[..., None] = click.echo) -> None:
@@ -44,7 +20,18 @@ def report(result: Any, quiet: bool, echo: Callable[..., None] = click.echo) -> 
         echo(f"error: {e}", err=True)
     if len(result.errors) > MAX_ERROR_LINES:
         echo(f"error: ... and {len(result.errors) - MAX_ERROR_LINES} more bad lines", err=True)
-    echo(result.summary())
+    echo(result.summary(), err=True)
+
+
+def print_scores(db_path: Any) -> None:
+    """The ReasonScore table of everything in the DB (stdout: it is the data a shell user wants)."""
+    from reasonscape.analysis.scores import scores, scores_markdown
+    from reasonscape.pointsdb import PointsDB
+
+    with PointsDB(db_path) as db:
+        table = scores(db)
+    if len(table):
+        click.echo(scores_markdown(table))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,8 +44,10 @@ def report(result: Any, quiet: bool, echo: Callable[..., None] = click.echo) -> 
 @click.option("--offline", is_flag=True, help="Re-grade answers with the current graders.")
 @click.option("--inplace", is_flag=True, help="Write re-graded results back to the NDJSON (requires --offline).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--scores/--no-scores", default=True, show_default=True,
+              help="Print the DB's ReasonScore table (markdown, stdout) when done.")
 def cli(dataset: str | None, interview: str | None, db: str | None, parallel: int, offline: bool, inplace: bool,
-        quiet: bool) -> None:
+        quiet: bool, scores: bool) -> None:
     """Process raw NDJSON results into the PointsDB DuckDB database (idempotent, incremental)."""
     if (dataset is None) == (interview is None):
         raise click.UsageError("give exactly one of --dataset and --interview")
@@ -74,6 +63,8 @@ def cli(dataset: str | None, interview: str | None, db: str | None, parallel: in
         result = ev.evaluate_interview(interview, db or ev.DEFAULT_INTERVIEW_DB, parallel=parallel, offline=offline,
                                        inplace=inplace, progress=not quiet)
     report(result, quiet)
+    if scores and result.points_total:
+        print_scores(result.db)
     sys.exit(result.exit_code)
 
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from reasonscape.cli.common import run_cli
+from reasonscape.cli.common import run_command
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -78,8 +78,8 @@ def command(config, template, sampler, model, mode, apibase, apikey, batch, prec
     click.echo(str(result.path))
 
 
-def main() -> None:
-    run_cli(command, prog_name="runner.py")
+def main(args: list[str] | None = None) -> None:
+    run_command(command, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

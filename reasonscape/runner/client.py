@@ -21,26 +21,15 @@ import email.utils
 import os
 import random
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import httpx
 import orjson
 
 from reasonscape.errors import InputError, RuntimeFailure
-
-if "sniffio" not in sys.modules:
-    # httpcore looks for the optional `sniffio` with a fresh `import` on every pool operation; when it
-    # is not installed each miss walks sys.path (~0.1 ms). A None entry makes the miss instant and
-    # changes nothing else: httpcore then assumes asyncio, which is what we run.
-    try:
-        import sniffio  # noqa: F401
-    except ImportError:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-import httpx  # noqa: E402
 
 #: Substrings (lower-case) of a 400/413 message that mean "this prompt is too long for the model".
 CONTEXT_ERROR_MARKERS = ("context", "exceed_context_size", "maximum context length", "too many tokens",
