@@ -29,3 +29,9 @@ def test_demo_script_runs_the_pipeline_and_prints_the_score_table(tmp_path):
     rows = [ln for ln in proc.stdout.splitlines() if ln.startswith("| 1 ") or ln.startswith("| 2 ")]
     assert len(rows) == 2 and "sim-ability-1.4" in rows[0] and "sim-ability-0.8" in rows[1]
     assert (out / "pointsdb.db").exists()
+
+
+def test_task_reference_page_is_generated_from_the_current_registry():
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_task_docs.py"), "--check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -103,6 +103,11 @@ class Arithmetic(Task):
         return str(v + rng.choice((-1, 1)) * rng.randint(1, max(2, abs(v) // 4 + 1)))
 
     def difficulty(self, params: TaskParams) -> float:
+        """0.035*length + 0.12*max_depth + 0.25*log10(max(|min_value|, |max_value|)) + 0.1*prob_dewhitespace.
+
+        Terms to combine dominate; each nesting level adds a sub-result to hold; wider operands make
+        every product harder. Easiest useful point (4 single-digit terms, flat) = 0.39.
+        """
         p: ArithmeticParams = params  # type: ignore[assignment]
         span = max(abs(p.min_value), abs(p.max_value), 1)
         return 0.035 * p.length + 0.12 * p.max_depth + 0.25 * math.log10(span) + 0.1 * p.prob_dewhitespace
