@@ -6,7 +6,6 @@ parsers judge what is left after peeling those layers; whatever remains must be 
 
 from __future__ import annotations
 
-import random
 import re
 
 _LEAD_IN = re.compile(
@@ -35,12 +34,6 @@ def unwrap_answer(text: str) -> str:
         if t.endswith((".", "!")) and not t.endswith(".."):
             t = t[:-1].rstrip()
     return t
-
-
-def dewhitespace(rng: random.Random, text: str, prob: float) -> str:
-    """`text` with each space removed independently with probability `prob` (one draw per space)."""
-    pieces = text.split(" ")
-    return pieces[0] + "".join(("" if rng.random() < prob else " ") + s for s in pieces[1:])
 
 
 _INT = re.compile(r"^[^\d]*?(-?\s?\d{1,3}(?:,\d{3})+|-?\s?\d+)(?:\.0*)?\s*[.!]?$")

@@ -11,8 +11,9 @@ import random
 
 from pydantic import Field, model_validator
 
-from reasonscape.tasks.answers import dewhitespace, parse_integer
+from reasonscape.tasks.answers import parse_integer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.phrasing import dewhitespace
 
 _OPS = ("+", "-", "*")
 

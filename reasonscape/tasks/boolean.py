@@ -17,8 +17,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from reasonscape.tasks.answers import dewhitespace, unwrap_answer
+from reasonscape.tasks.answers import unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.phrasing import dewhitespace
 
 #: (true, false) spelling of each notation; the spelling is also the canonical answer.
 NOTATIONS: dict[str, tuple[str, str]] = {

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from reasonscape.tasks.answers import parse_integer, unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.phrasing import listing
 
 _DATA = json.loads((Path(__file__).resolve().parent.parent / "data" / "objects" / "categories.json")
                    .read_text(encoding="utf-8"))["categories"]
@@ -47,12 +48,6 @@ _OPENINGS = ("I have", "I own", "I've got")
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" and word.split()[0] not in _A_NOT_AN else "a"
 
-
-def _listing(parts: list[str]) -> str:
-    """'a', 'a and b', 'a, b, and c'."""
-    if len(parts) <= 2:
-        return " and ".join(parts)
-    return ", ".join(parts[:-1]) + ", and " + parts[-1]
 
 
 class ObjectsParams(TaskParams):
@@ -117,10 +112,10 @@ class Objects(Task):
                 total += q
             phrases.append(self._phrase(rng, item, q, p))
         asked = [_PLURAL_NAMES[ci] for ci in targets]
-        question = f"How many {_listing(asked)} do I have" + (" in total?" if len(asked) > 1 else "?")
+        question = f"How many {listing(asked)} do I have" + (" in total?" if len(asked) > 1 else "?")
         opening = _OPENINGS[rng.randrange(len(_OPENINGS))]
         return TestCase(
-            question=f"{opening} {_listing(phrases)}. {question}",
+            question=f"{opening} {listing(phrases)}. {question}",
             reference=str(total),
             guess_chance=0.0,
             meta={"categories": [CATEGORIES[ci] for ci in targets], "targets": p.length - n_distract,

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from reasonscape.tasks.answers import unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.phrasing import listing
 
 _DATA = json.loads((Path(__file__).resolve().parent.parent / "data" / "shuffle" / "domains.json")
                    .read_text(encoding="utf-8"))
@@ -67,11 +68,6 @@ def _pair(rng: random.Random, n: int) -> tuple[int, int]:
     return a, b + (b >= a)
 
 
-def _listing(parts: list[str]) -> str:
-    if len(parts) <= 2:
-        return " and ".join(parts)
-    return ", ".join(parts[:-1]) + ", and " + parts[-1]
-
 
 class ShuffleParams(TaskParams):
     people: int = Field(5, ge=2, le=12, description="number of people (and items)")
@@ -116,9 +112,9 @@ class Shuffle(Task):
 
         states = [d["state"].format(person=n, item=it, article="an" if it[0] in "aeiou" else "a")
                   for n, it in zip(names, items, strict=True)]
-        intro = d["intro"].format(people=_listing(names))
+        intro = d["intro"].format(people=listing(names))
         if p.anchors == "none":
-            setup = f"{intro} {_listing(states)}."
+            setup = f"{intro} {listing(states)}."
         else:
             setup = intro + "".join(f"\n{_anchor(p.anchors, i)} {s}." for i, s in enumerate(states))
 
