@@ -22,7 +22,7 @@ import orjson
 
 from reasonscape.datasets import EVALS_FILE, Cohort, EvalSpec, find_cohorts, load_cohort
 from reasonscape.errors import InputError, RuntimeFailure
-from reasonscape.records import METADATA_FILE, STEPS_FILE
+from reasonscape.records import METADATA_FILE, STEPS_FILE, open_steps, steps_file
 
 Identity = tuple[str, str, str]
 
@@ -42,7 +42,7 @@ def folder_identities(folder: Path) -> frozenset[Identity]:
             ident = tuple(_name(d.get(k)) for k in ("model", "template", "sampler"))
             if all(isinstance(x, str) for x in ident):
                 return frozenset({ident})  # type: ignore[arg-type]
-    steps = folder / STEPS_FILE
+    steps = steps_file(folder)
     found: set[Identity] = set()
     if steps.is_file():
         from reasonscape.records import iter_step_dicts
@@ -64,7 +64,7 @@ def result_folders(cohort_dir: Path) -> list[Path]:
     if not cohort_dir.is_dir():
         return []
     return sorted(p.resolve() for p in cohort_dir.iterdir()
-                  if p.is_dir() and ((p / STEPS_FILE).is_file() or (p / METADATA_FILE).is_file()))
+                  if p.is_dir() and (steps_file(p).is_file() or (p / METADATA_FILE).is_file()))
 
 
 def glob_folders(spec: EvalSpec) -> list[Path]:
@@ -73,7 +73,7 @@ def glob_folders(spec: EvalSpec) -> list[Path]:
     for m in globmod.glob(spec.pattern, recursive=True):
         p = Path(m)
         folder = p if p.is_dir() else p.parent
-        if (folder / STEPS_FILE).is_file() or (folder / METADATA_FILE).is_file():
+        if steps_file(folder).is_file() or (folder / METADATA_FILE).is_file():
             out.add(folder.resolve())
     return sorted(out)
 
@@ -142,7 +142,7 @@ def cohort_info(path: str | Path) -> list[dict[str, Any]]:
         size = 0
         for f in folders:
             size += dir_size(f)
-            steps = f / STEPS_FILE
+            steps = steps_file(f)
             if steps.is_file():
                 part = run_job(Job(0, str(steps), 0, max(1, steps.stat().st_size), (e.model, e.template, e.sampler)))
                 keys.update(part.points)
@@ -304,7 +304,7 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
     if spec is None:
         raise InputError(f"--eval-id: {eval_id} not in {c.path} (valid: {', '.join(e.eval_id for e in c.evals)})")
     folders = eval_folders(spec)
-    sources = [f / STEPS_FILE for f in folders if (f / STEPS_FILE).is_file()]
+    sources = [steps_file(f) for f in folders if steps_file(f).is_file()]
     if not sources:
         raise InputError(f"{c.path}: eval {eval_id} has no result folder here (pull it first: data.py pull cohort)")
     sampler = f"{spec.sampler}-ctx{context_label(context)}"
@@ -324,7 +324,7 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
     try:
         with open(tmp, "wb") as out:
             for src in sources:
-                with open(src, "rb") as fh:
+                with open_steps(src) as fh:
                     for line in fh:
                         if not line.endswith(b"\n") or not line.strip():
                             continue

@@ -9,7 +9,7 @@ Path rules (docs/evaluate.md has the long form):
   directory), or otherwise is relative to the repository root: the parent of the nearest ancestor
   directory named `data` (the layout `data/r12/<Model>/evals.json` with globs `data/r12/<Model>/...`).
   Without such an ancestor the evals.json's directory is the root.
-* A glob match that is a directory selects `<dir>/result-steps.ndjson`; a matched `*.ndjson` file is
+* A glob match that is a directory selects `<dir>/result-steps.ndjson` (or its `.zst`); a matched `*.ndjson[.zst]` file is
   taken as is; other matches (metadata.json) are ignored.
 """
 
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from reasonscape.errors import ConfigError, InputError
 from reasonscape.identity import eval_id as make_eval_id
-from reasonscape.records import STEPS_FILE, read_json
+from reasonscape.records import read_json, steps_file
 
 EVALS_FILE = "evals.json"
 #: Keys a dataset's cohort filter may use; list values mean "any of" (all of, for tags and groups).
@@ -141,9 +141,9 @@ def _match_files(pattern: str) -> list[Path]:
     for m in globmod.glob(pattern, recursive=True):
         p = Path(m)
         if p.is_dir():
-            if (p / STEPS_FILE).is_file():
-                out.add((p / STEPS_FILE).resolve())
-        elif p.suffix == ".ndjson" and p.is_file():
+            if steps_file(p).is_file():
+                out.add(steps_file(p).resolve())
+        elif p.name.endswith((".ndjson", ".ndjson.zst")) and p.is_file():
             out.add(p.resolve())
     return sorted(out)
 

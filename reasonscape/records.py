@@ -7,11 +7,12 @@ did not have, so old result folders stay readable. Never put credentials in a re
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -19,6 +20,8 @@ from reasonscape.errors import InputError
 
 SCHEMA_VERSION = 1
 STEPS_FILE = "result-steps.ndjson"
+#: The same records compressed with zstd (how finished result folders are shipped and archived).
+STEPS_FILE_ZST = STEPS_FILE + ".zst"
 METADATA_FILE = "metadata.json"
 
 
@@ -98,13 +101,30 @@ class StepRecord:
 _STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 
 
+def open_steps(path: str | Path) -> IO[bytes]:
+    """A binary line-iterable stream of a steps file, plain or zstd-compressed (`.zst`)."""
+    if str(path).endswith(".zst"):
+        import zstandard
+
+        raw = open(path, "rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return open(path, "rb")
+
+
+def steps_file(folder: str | Path) -> Path:
+    """The steps file of a result folder: plain if present, else its compressed form."""
+    folder = Path(folder)
+    plain = folder / STEPS_FILE
+    return plain if plain.exists() or not (folder / STEPS_FILE_ZST).exists() else folder / STEPS_FILE_ZST
+
+
 def iter_step_dicts(path: str | Path, *, strict: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, raw dict) for every record line of an NDJSON file.
+    """(line number, raw dict) for every record line of an NDJSON file (`.ndjson` or `.ndjson.zst`).
 
     A malformed line raises InputError naming file:line when `strict`; otherwise it is skipped. A last
     line without its newline is a write cut short by a crash: it is ignored, not an error.
     """
-    with open(path, "rb") as fh:
+    with open_steps(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -201,5 +221,5 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: malformed JSON ({exc.args[0]})") from None
 
 
-__all__ = ["SCHEMA_VERSION", "STEPS_FILE", "METADATA_FILE", "TestResult", "StepRecord", "StepWriter",
+__all__ = ["SCHEMA_VERSION", "STEPS_FILE", "STEPS_FILE_ZST", "METADATA_FILE", "open_steps", "steps_file", "TestResult", "StepRecord", "StepWriter",
            "iter_step_dicts", "read_steps", "repair_torn_tail", "write_json_atomic", "read_json", "asdict"]

@@ -43,3 +43,19 @@ def test_malformed_line_names_file_and_line(tmp_path):
     with pytest.raises(InputError, match=r"x.ndjson:2: malformed"):
         list(iter_step_dicts(path))
     assert [n for n, _ in iter_step_dicts(path, strict=False)] == [1, 3]
+
+
+def test_compressed_steps_read_like_plain_ones(tmp_path):
+    import zstandard
+
+    from reasonscape.records import steps_file
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    data = _record(0).to_line() + _record(1).to_line()
+    (folder / "result-steps.ndjson.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    path = steps_file(folder)
+    assert path.name == "result-steps.ndjson.zst"
+    assert [r.tests[0].index for r in read_steps(path)] == [0, 1]
+    (folder / "result-steps.ndjson").write_bytes(data[:10])  # a plain file wins: it is the live one
+    assert steps_file(folder).name == "result-steps.ndjson"
