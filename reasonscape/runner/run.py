@@ -32,7 +32,14 @@ from reasonscape.errors import InputError, ReasonScapeError
 from reasonscape.records import METADATA_FILE, STEPS_FILE, StepWriter, read_json, write_json_atomic
 from reasonscape.runner import output
 from reasonscape.runner.cache import ResponseCache
-from reasonscape.runner.client import EndpointError, HttpBackend, RetryPolicy, normalize_apibase, redact_url
+from reasonscape.runner.client import (
+    EndpointError,
+    EndpointRefused,
+    HttpBackend,
+    RetryPolicy,
+    normalize_apibase,
+    redact_url,
+)
 from reasonscape.runner.execute import Executor, PointState, resume_states
 from reasonscape.runner.plan import (
     PointPlan,
@@ -273,7 +280,9 @@ def _run_folder(opts: RunOptions) -> RunResult:
         except EndpointError as exc:
             error = str(exc)
             kept = sum(st.tally.tests for st in states)
-            raise type(exc)(f"{exc}; {kept} tests kept in {folder}; run the same command again to resume") from None
+            fix = ("fix the request (key, model, URL), then run the same command to resume"
+                   if isinstance(exc, EndpointRefused) else "run the same command again to resume")
+            raise type(exc)(f"{exc}; {kept} tests kept in {folder}; {fix}") from None
         except ReasonScapeError as exc:
             error = str(exc)
             raise
