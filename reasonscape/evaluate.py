@@ -2,11 +2,15 @@
 
 Design (docs/evaluate.md has the long form):
 
-* Work unit = a byte range of an NDJSON file (files over SPLIT_BYTES are split at line boundaries),
-  run in a process pool. Each worker streams its range in blocks, decodes only the fields it needs
-  (msgspec when installed, else orjson) and keeps per point O(1)-sized accumulators: counters, a
-  per-test-index state byte (for de-duplication), a hazard histogram and the compression sample.
-  Memory grows with the number of points and their largest test index, never with the input size.
+* Work unit = a whole NDJSON file, or a byte range of one (split at line boundaries when a file is
+  larger than SPLIT_BYTES or than a fair share of the work, so that every worker is busy), run in a
+  process pool. Each worker maps its range, decodes each line with msgspec into structs holding only
+  the fields aggregation needs (answers stay undecoded views; orjson is the fallback decoder), and
+  folds a chunk of tests at a time into per-point accumulators with a few NumPy calls: counters, a
+  per-test-index state byte (for de-duplication), a hazard histogram and the compression sample
+  (zstd of the kept answers with index < 32). Memory grows with the number of points and their
+  largest test index, never with the input size (mapped pages are released as the range is read).
+* A fresh DB (no file yet) means every file is read: the workers start before the DB is created.
 * A point's tests may come from several files (folders); tests are de-duplicated by test index: the
   first answered occurrence in (file path, line) order wins, and an answer replaces an earlier error.
   Partial results of different ranges are merged; when two ranges answered the same index of a point,
@@ -30,10 +34,10 @@ import operator
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -48,8 +52,10 @@ try:  # msgspec decodes only the fields we need (2x orjson here); orjson is the 
 except ImportError:  # pragma: no cover - exercised through decoder="orjson"
     msgspec = None
 
-SPLIT_BYTES = 48 << 20
-CHUNK_TESTS = 1 << 16
+SPLIT_BYTES = 256 << 20  # largest work unit
+MIN_SPLIT_BYTES = 8 << 20  # smallest piece a file is split into to spread work over the workers
+CHUNK_TESTS = 1 << 14  # tests folded in per NumPy pass (a chunk of decoded tests stays in cache)
+RELEASE_BYTES = 32 << 20  # mapped pages already read are handed back this often (keeps RSS flat)
 DEFAULT_INTERVIEW_DB = "data/pointsdb-interview.db"
 
 class _StatusCodes(dict):
@@ -65,16 +71,26 @@ ANSWERED_BIT, ERROR_BIT = 2, 1
 Key = tuple[str, str, str, str, str]  # model, template, sampler, base_task, params (canonical JSON)
 
 # -- decoding -------------------------------------------------------------------------------------
+#
+# A decoded line is a step object with attributes model, template, sampler, base_task, params (JSON
+# bytes or msgspec.Raw), manifold (likewise) and tests: objects with attributes index, status,
+# truncated, prompt_tokens, completion_tokens, guess_chance and answer (msgspec.Raw, still JSON-encoded,
+# or a str). Tests are not looked at one by one in Python: the aggregator pulls each field of a whole
+# chunk into a NumPy array with one C-level map (`np.fromiter(map(attrgetter(f), tests))`).
 
 if msgspec is not None:
+    # Fields in the order the runner writes them (msgspec tries the next expected field first).
     class _Test(msgspec.Struct, gc=False):
         index: int
-        status: str = "invalid"
+        answer: msgspec.Raw = msgspec.Raw(b'""')  # a view of the line: decoded only for the compression sample
+        status: Literal["correct", "incorrect", "invalid", "error"] = "invalid"  # no string allocated
         truncated: bool = False
         prompt_tokens: int = 0
         completion_tokens: int = 0
         guess_chance: float = 0.0
-        answer: msgspec.Raw = msgspec.Raw(b'""')
+
+    class _AnyStatusTest(_Test, gc=False):
+        status: str = "invalid"  # any other status counts as invalid (STATUS_CODE)
 
     class _Step(msgspec.Struct, gc=False):
         model: str
@@ -85,57 +101,62 @@ if msgspec is not None:
         manifold: msgspec.Raw = msgspec.Raw(b"{}")
         tests: list[_Test] = []
 
+    class _AnyStatusStep(_Step, gc=False):
+        tests: list[_AnyStatusTest] = []
+
     _DECODER = msgspec.json.Decoder(_Step)
-    _FIELDS = operator.attrgetter("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance")
-    _DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.DecodeError, msgspec.ValidationError)
+    _LENIENT = msgspec.json.Decoder(_AnyStatusStep)  # retried when a status is not one of the four
+
+    def _decode_msgspec(line: Any) -> Any:
+        try:
+            return _DECODER.decode(line)
+        except msgspec.ValidationError:
+            return _LENIENT.decode(line)
+
+    # invalid UTF-8 in a field it decodes raises UnicodeDecodeError: a malformed line too
+    _DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+    _decode_answer = msgspec.json.Decoder(str).decode
 else:  # pragma: no cover
     _DECODER = None
     _DECODE_ERRORS = ()
+    _decode_answer = orjson.loads
 
 
 class _BadLine(Exception):
     pass
 
 
-@dataclass(slots=True)
-class _Line:
-    """The fields of one step line that aggregation uses (answers left encoded until needed)."""
+class _DictTest:
+    """A test of a line decoded by orjson (the fallback decoder), with the attributes of `_Test`."""
 
+    __slots__ = ("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance", "answer")
+
+    def __init__(self, t: dict) -> None:
+        i = t["index"]
+        if not isinstance(i, int) or isinstance(i, bool):
+            raise _BadLine("tests[].index must be an integer")
+        self.index = i
+        self.status = t.get("status", "invalid")
+        self.truncated = bool(t.get("truncated", False))
+        self.prompt_tokens = int(t.get("prompt_tokens", 0))
+        self.completion_tokens = int(t.get("completion_tokens", 0))
+        self.guess_chance = float(t.get("guess_chance", 0.0))
+        a = t.get("answer", "")
+        self.answer = a if isinstance(a, str) else ""
+
+
+@dataclass(slots=True)
+class _DictStep:
     model: str
     template: str
     sampler: str
     base_task: str
     params: bytes
     manifold: bytes
-    tests: list[Any]  # msgspec structs or dicts
-    index: Sequence[int]
-    status: Sequence[str]
-    truncated: Sequence[bool]
-    prompt_tokens: Sequence[int]
-    completion_tokens: Sequence[int]
-    guess: Sequence[float]
-
-    def answer(self, j: int) -> str:
-        t = self.tests[j]
-        if isinstance(t, dict):
-            a = t.get("answer", "")
-            return a if isinstance(a, str) else ""
-        v = msgspec.json.decode(t.answer)
-        return v if isinstance(v, str) else ""
+    tests: list[_DictTest]
 
 
-def _decode_msgspec(line: Any) -> _Line:
-    try:
-        s = _DECODER.decode(line)
-    except _DECODE_ERRORS as exc:
-        raise _BadLine(str(exc)) from None
-    t = s.tests
-    rows = list(map(_FIELDS, t))
-    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), (), ()]
-    return _Line(s.model, s.template, s.sampler, s.base_task, bytes(s.params), bytes(s.manifold), t, *cols)
-
-
-def _decode_orjson(line: Any) -> _Line:
+def _decode_orjson(line: Any) -> _DictStep:
     try:
         d = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -149,17 +170,27 @@ def _decode_orjson(line: Any) -> _Line:
         tests = d.get("tests", [])
         if not isinstance(tests, list) or not all(isinstance(x, dict) for x in tests):
             raise _BadLine("tests must be a list of objects")
-        idx = [x["index"] for x in tests]
-        if not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
-            raise _BadLine("tests[].index must be an integer")
-        return _Line(*ident, orjson.dumps(d["params"]), orjson.dumps(d.get("manifold", {})), tests, idx,
-                     [x.get("status", "invalid") for x in tests], [bool(x.get("truncated", False)) for x in tests],
-                     [int(x.get("prompt_tokens", 0)) for x in tests], [int(x.get("completion_tokens", 0)) for x in tests],
-                     [float(x.get("guess_chance", 0.0)) for x in tests])
+        return _DictStep(*ident, orjson.dumps(d["params"]), orjson.dumps(d.get("manifold", {})),
+                         [_DictTest(t) for t in tests])
     except KeyError as exc:
         raise _BadLine(f"missing field {exc.args[0]}") from None
     except (TypeError, ValueError) as exc:
         raise _BadLine(str(exc)) from None
+
+
+def _answer_bytes(answer: Any) -> bytes:
+    """UTF-8 bytes of a test's answer (msgspec.Raw JSON or str); a non-string answer is empty."""
+    if isinstance(answer, str):
+        return answer.encode("utf-8", "surrogatepass")
+    try:
+        text = _decode_answer(answer)
+    except Exception:  # noqa: BLE001 - not a string (null, a number...): no text
+        return b""
+    return text.encode("utf-8", "surrogatepass") if isinstance(text, str) else b""
+
+
+_FIELD = {f: operator.attrgetter(f) for f in
+          ("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance")}
 
 
 # -- accumulation -------------------------------------------------------------------------------
@@ -207,27 +238,30 @@ class PointAcc:
     def row(self) -> dict[str, Any]:
         """The PointsDB row of this point (without id and eval metadata)."""
         model, template, sampler, base_task, params = self.key
-        c = self.counts
-        comp = sorted(self.comp.items())
+        c0, c1, c2, c3 = self.counts.tolist()
+        k0, k1, k2, k3 = self.ctok.tolist()
+        g0, g1 = self.guess.tolist()
         h = self.hazard
-        nz = np.flatnonzero(h.sum(axis=0))
-        h = h[:, : (int(nz[-1]) + 1 if nz.size else 0)]
+        used = h.any(axis=0)
+        nb = int(used.size - used[::-1].argmax()) if used.size and used.any() else 0
+        hc, hi, hv, ht = h[:, :nb].tolist()
+        comp = sorted(self.comp.items())
+        outcome, nbytes, ncomp, tokens = (list(v) for v in zip(*(v for _, v in comp), strict=True)) if comp \
+            else ([], [], [], [])
         return {
             "eval_id": _eval_id(model, template, sampler), "model": model, "template": template,
             "sampler": sampler, "base_task": base_task, "params": params,
             "manifold": _canonical(self.manifold),
-            "n": int(c.sum()), "correct": int(c[0]), "incorrect": int(c[1]), "invalid": int(c[2]),
-            "truncated": int(c[3]), "errors": int((self.state == ERROR_BIT).sum()),
-            "guess": round(float(self.guess[0]), 9), "guess_truncated": round(float(self.guess[1]), 9),
-            "prompt_tokens": int(self.ptok), "completion_tokens": int(self.ctok.sum()),
-            "completion_tokens_correct": int(self.ctok[0]), "completion_tokens_incorrect": int(self.ctok[1]),
-            "completion_tokens_invalid": int(self.ctok[2]), "completion_tokens_truncated": int(self.ctok[3]),
+            "n": c0 + c1 + c2 + c3, "correct": c0, "incorrect": c1, "invalid": c2, "truncated": c3,
+            "errors": int(np.count_nonzero(self.state == ERROR_BIT)),
+            "guess": round(g0, 9), "guess_truncated": round(g1, 9),
+            "prompt_tokens": int(self.ptok), "completion_tokens": k0 + k1 + k2 + k3,
+            "completion_tokens_correct": k0, "completion_tokens_incorrect": k1,
+            "completion_tokens_invalid": k2, "completion_tokens_truncated": k3,
             "hazard_bucket": forensics.HAZARD_BUCKET,
-            "hazard_correct": h[0].tolist(), "hazard_incorrect": h[1].tolist(),
-            "hazard_invalid": h[2].tolist(), "hazard_truncated": h[3].tolist(),
-            "compression_index": [i for i, _ in comp], "compression_outcome": [v[0] for _, v in comp],
-            "compression_bytes": [v[1] for _, v in comp], "compression_compressed": [v[2] for _, v in comp],
-            "compression_tokens": [v[3] for _, v in comp],
+            "hazard_correct": hc, "hazard_incorrect": hi, "hazard_invalid": hv, "hazard_truncated": ht,
+            "compression_index": [i for i, _ in comp], "compression_outcome": outcome,
+            "compression_bytes": nbytes, "compression_compressed": ncomp, "compression_tokens": tokens,
         }
 
 
@@ -244,9 +278,12 @@ def _canonical(raw: bytes) -> str:
 class _Aggregator:
     """Running aggregates of every point a worker has seen, updated a chunk of tests at a time.
 
-    Tests are buffered as flat lists (point number, index, outcome inputs) and folded in with a few
-    NumPy calls per chunk, across all points at once. De-duplication uses one state byte per
-    (point, test index) in a shared slot array. Memory: O(points x largest index), not O(input).
+    Decoded test objects are buffered as they come (one list extend per line, no per-test Python
+    code) and folded in per chunk: each field becomes a NumPy column through one C-level
+    `np.fromiter(map(attrgetter(...)))`, then a few NumPy calls update every point at once.
+    De-duplication uses one state byte per (point, test index) in a shared slot array; the
+    compression sample is taken from the tests that de-duplication keeps. Memory: O(points x largest
+    index) plus one chunk of tests, not O(input).
     """
 
     def __init__(self) -> None:
@@ -265,10 +302,12 @@ class _Aggregator:
         self.hazard = np.zeros((cap, 4, 16), np.int64)
         self.state = np.zeros(1 << 16, np.uint8)
         self.used = 0
-        self.buf: tuple[list, ...] = ([], [], [], [], [], [], [])
-        self.lens: list[int] = []  # tests per buffered line (b[0] holds one point number per line)
+        self.tests: list[Any] = []  # buffered test objects of this chunk, in stream order
+        self.line_pid: list[int] = []  # point number of each buffered line
+        self.line_len: list[int] = []  # tests of each buffered line
         self.nbuf = 0
         self.scratch = np.zeros(0, np.int64)  # slot -> position, to spot duplicates without sorting
+        self.cctx = None
 
     def point(self, key: Key, manifold: bytes) -> int:
         pid = self.kid.get(key)
@@ -289,18 +328,11 @@ class _Aggregator:
                 setattr(self, name, new)
         return pid
 
-    def add(self, pid: int, ln: _Line, codes: list[int]) -> None:
-        b = self.buf
-        n = len(codes)
-        b[0].append(pid)
-        self.lens.append(n)
-        b[1].extend(ln.index)
-        b[2].extend(codes)
-        b[3].extend(ln.truncated)
-        b[4].extend(ln.prompt_tokens)
-        b[5].extend(ln.completion_tokens)
-        b[6].extend(ln.guess)
-        self.nbuf += n
+    def add(self, pid: int, tests: list[Any]) -> None:
+        self.tests += tests
+        self.line_pid.append(pid)
+        self.line_len.append(len(tests))
+        self.nbuf += len(tests)
 
     def _reserve(self, pid: np.ndarray, idx: np.ndarray) -> None:
         over = idx >= self.cap[pid]
@@ -323,23 +355,25 @@ class _Aggregator:
     def flush(self) -> None:
         if not self.nbuf:
             return
-        b = self.buf
-        n = self.nbuf
-        pid = np.repeat(np.fromiter(b[0], np.int64, len(b[0])), np.fromiter(self.lens, np.int64, len(self.lens)))
-        self.lens = []
-        idx = np.fromiter(b[1], np.int64, n)
-        code = np.fromiter(b[2], np.int64, n)
-        trunc = np.fromiter(b[3], bool, n)
-        ptok = np.fromiter(b[4], np.int64, n)
-        ctok = np.maximum(np.fromiter(b[5], np.int64, n), 0)
-        guess = np.fromiter(b[6], np.float64, n)
-        self.buf = ([], [], [], [], [], [], [])
-        self.nbuf = 0
+        n, tests = self.nbuf, self.tests
+        pid = np.repeat(np.fromiter(self.line_pid, np.int64, len(self.line_pid)),
+                        np.fromiter(self.line_len, np.int64, len(self.line_len)))
+        f = _FIELD
+        idx = np.fromiter(map(f["index"], tests), np.int64, n)
+        code = np.fromiter(map(_code, map(f["status"], tests)), np.int64, n)
+        trunc = np.fromiter(map(f["truncated"], tests), bool, n)
+        ptok = np.fromiter(map(f["prompt_tokens"], tests), np.int64, n)
+        ctok = np.fromiter(map(f["completion_tokens"], tests), np.int64, n)  # as recorded (compression sample)
+        guess = np.fromiter(map(f["guess_chance"], tests), np.float64, n)
+        self.tests, self.line_pid, self.line_len, self.nbuf = [], [], [], 0
+        where = None  # positions in `tests` of the rows kept below, when some are dropped
         ok = idx >= 0
         if not ok.all():
-            pid, idx, code, trunc, ptok, ctok, guess = (a[ok] for a in (pid, idx, code, trunc, ptok, ctok, guess))
+            where = np.flatnonzero(ok)
+            pid, idx, code, trunc, ptok, ctok, guess = (a[where] for a in (pid, idx, code, trunc, ptok, ctok, guess))
         if not pid.size:
             return
+        tok = np.maximum(ctok, 0)
         self._reserve(pid, idx)
         slot = self.base[pid] + idx
         answered = code != ERROR
@@ -368,7 +402,7 @@ class _Aggregator:
         self.counts[:P] += np.bincount(po, minlength=4 * P).reshape(P, 4)
         self.guess[:P] += np.bincount(p * 2 + tr, weights=guess[sel], minlength=2 * P).reshape(P, 2)
         self.ptok[:P] += np.bincount(p, weights=ptok[sel], minlength=P).astype(np.int64)
-        c = ctok[sel]
+        c = tok[sel]
         self.ctok[:P] += np.bincount(po, weights=c, minlength=4 * P).reshape(P, 4).astype(np.int64)
         bucket = c // forensics.HAZARD_BUCKET
         if bucket.size and int(bucket.max()) >= self.hazard.shape[2]:
@@ -382,9 +416,16 @@ class _Aggregator:
             flat[: 4 * P * self.hazard.shape[2]] += np.bincount(cells, minlength=4 * P * self.hazard.shape[2])
         else:
             np.add.at(flat, cells, 1)
-
-    def answered(self, pid: int, i: int) -> bool:
-        return i < self.cap[pid] and bool(self.state[self.base[pid] + i] & ANSWERED_BIT)
+        # compression sample: the kept (first answered) occurrence of every index < COMPRESSION_SAMPLE
+        low = np.flatnonzero(idx[sel] < forensics.COMPRESSION_SAMPLE)
+        if low.size:
+            rows = sel[low] if where is None else where[sel[low]]
+            if self.cctx is None:
+                self.cctx = forensics.compressor()
+            cctx, size, comp = self.cctx, forensics.compressed_size, self.comp
+            for j, q, i, o, k in zip(rows.tolist(), p[low].tolist(), idx[sel[low]].tolist(), outcome[low].tolist(),
+                                     ctok[sel[low]].tolist(), strict=True):
+                comp[q][i] = (o, *size(cctx, _answer_bytes(tests[j].answer)), k)
 
     def partials(self) -> dict[Key, PointAcc]:
         self.flush()
@@ -427,20 +468,43 @@ class Partial:
     warnings: list[str] = field(default_factory=list)
 
 
+def _open_plain(path: str):
+    """A readable file of the plain NDJSON: the file itself, or a `.zst` file decompressed into an
+    anonymous temporary file (so it can be memory-mapped like a plain one with bounded memory)."""
+    if not path.endswith(".zst"):
+        return open(path, "rb")
+    import shutil
+    import tempfile
+
+    from reasonscape.records import open_steps
+
+    tmp = tempfile.TemporaryFile()
+    with open_steps(path) as src:
+        shutil.copyfileobj(src, tmp, 1 << 22)
+    tmp.flush()
+    tmp.seek(0)
+    return tmp
+
+
 def _iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, Any, bool]]:
-    """(offset, line without newline, complete) for lines starting in [start, end), as zero-copy views."""
-    with open(path, "rb") as fh:
+    """(offset, line without newline, complete) for lines starting in [start, end), as zero-copy views.
+
+    Offsets are positions in the plain (decompressed) text; a `.zst` file is always one job."""
+    with _open_plain(path) as fh:
         size = os.fstat(fh.fileno()).st_size
+        end = size if path.endswith(".zst") else end
         if size == 0 or start >= size:
             return
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         mv = memoryview(mm)
+        release = getattr(mm, "madvise", None) if hasattr(mmap, "MADV_DONTNEED") else None
         try:
             pos = start
             if start > 0 and mm[start - 1] != 10:
                 nl = mm.find(b"\n", start)
                 pos = size if nl < 0 else nl + 1
             find = mm.find
+            done = pos - pos % mmap.PAGESIZE
             while pos < end and pos < size:
                 nl = find(b"\n", pos)
                 if nl < 0:
@@ -448,6 +512,11 @@ def _iter_lines(path: str, start: int, end: int) -> Iterator[tuple[int, Any, boo
                     return
                 yield pos, mv[pos:nl], True
                 pos = nl + 1
+                if release is not None and pos - done > RELEASE_BYTES:
+                    # the page cache keeps the data; views still held (buffered tests) fault it back in
+                    upto = pos - pos % mmap.PAGESIZE
+                    release(mmap.MADV_DONTNEED, done, upto - done)
+                    done = upto
         finally:
             mv.release()
             try:
@@ -472,17 +541,39 @@ def run_job(job: Job, agg: _Aggregator | None = None) -> Partial:
             gc.enable()
 
 
+_OTHER_EVAL, _OTHER_POINT, _BAD_PARAMS = -1, -2, -3
+
+
+def _route(agg: _Aggregator, job: Job, s: Any, params: bytes) -> int:
+    """Point number for a line's (identity, params), or why the line is not aggregated (< 0)."""
+    try:
+        p = orjson.loads(params)
+    except orjson.JSONDecodeError:
+        return _BAD_PARAMS
+    if not isinstance(p, dict):
+        return _BAD_PARAMS
+    if job.identity is not None and (s.model, s.template, s.sampler) != job.identity:
+        return _OTHER_EVAL
+    key = (s.model, s.template, s.sampler, s.base_task, params_key(p))
+    if job.keys is not None and key not in job.keys:
+        return _OTHER_POINT
+    return agg.point(key, bytes(s.manifold))
+
+
 def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
-    decode = _decode_msgspec if (msgspec is not None and job.decoder != "orjson") else _decode_orjson
+    if msgspec is not None and job.decoder != "orjson":
+        decode, errors = _decode_msgspec, (*_DECODE_ERRORS, _BadLine)
+    else:
+        decode, errors = _decode_orjson, (_BadLine,)
     shared = agg is not None
     agg = agg if agg is not None else _Aggregator()
     part = Partial(job)
-    pkeys: dict[bytes, str] = {}
-    cctx = forensics.compressor()
-    k_sample = forensics.COMPRESSION_SAMPLE
+    route: dict[tuple, int] = {}  # (model, template, sampler, base_task, params JSON) -> point or reason
+    manifold = agg.manifold
     regrader = _Regrader(job.path) if job.offline else None
     tmp = job.path + ".evaluate-tmp"
     out = open(tmp, "wb") if job.inplace else None
+    lines = tests = 0
     try:
         for off, raw, complete in _iter_lines(job.path, job.start, job.end):
             line = raw
@@ -495,37 +586,29 @@ def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
             if not complete:
                 part.torn = not _blank(raw)  # a write cut short by a crash: not an error
                 continue
-            if _blank(line):
-                continue
             try:
-                ln = decode(line)
-                pk = pkeys.get(ln.params)
-                if pk is None:
-                    p = orjson.loads(ln.params)
-                    if not isinstance(p, dict):
-                        raise _BadLine("params must be an object")
-                    pk = pkeys[ln.params] = params_key(p)
-            except _BadLine as exc:
-                part.bad.append((off, str(exc)))
+                s = decode(line)
+            except errors as exc:
+                if not _blank(line):
+                    part.bad.append((off, str(exc)))
                 continue
-            part.lines += 1
-            if job.identity is not None and (ln.model, ln.template, ln.sampler) != job.identity:
-                part.skipped += 1
+            rk = (s.model, s.template, s.sampler, s.base_task, bytes(s.params))
+            pid = route.get(rk)
+            if pid is None:
+                pid = route[rk] = _route(agg, job, s, rk[4])
+            if pid < 0:
+                if pid == _BAD_PARAMS:
+                    part.bad.append((off, "params must be an object"))
+                    continue
+                lines += 1
+                part.skipped += pid == _OTHER_EVAL
                 continue
-            key = (ln.model, ln.template, ln.sampler, ln.base_task, pk)
-            if job.keys is not None and key not in job.keys:
-                continue
-            pid = agg.point(key, ln.manifold)
-            codes = list(map(_code, ln.status))
-            comp = agg.comp[pid]
-            for j, i in enumerate(ln.index) if ln.index and min(ln.index) < k_sample else ():
-                # compression sample: the first answered occurrence of a low index, as de-duplication keeps
-                if 0 <= i < k_sample and i not in comp and codes[j] != ERROR and not agg.answered(pid, i):
-                    nbytes, ncomp = forensics.compressed_size(cctx, ln.answer(j))
-                    outcome = forensics.TRUNCATED if ln.truncated[j] else codes[j]
-                    comp[i] = (outcome, nbytes, ncomp, int(ln.completion_tokens[j]))
-            agg.add(pid, ln, codes)
-            part.tests += len(codes)
+            lines += 1
+            if manifold[pid] == b"{}":
+                agg.point(agg.keys[pid], bytes(s.manifold))
+            t = s.tests
+            agg.add(pid, t)
+            tests += len(t)
             if agg.nbuf >= CHUNK_TESTS:
                 agg.flush()
         agg.flush()
@@ -537,6 +620,7 @@ def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
         if out is not None:
             out.close()
             Path(tmp).unlink(missing_ok=True)
+    part.lines, part.tests = lines, tests
     if regrader is not None:
         part.warnings.extend(regrader.warnings)
     if not shared:
@@ -594,8 +678,8 @@ def fingerprint(path: str | Path, size: int) -> str:
 
 
 def expand_interview(spec: str | Iterable[str]) -> list[Path]:
-    """Paths from a path, a glob or a comma-separated list (directories mean their result-steps.ndjson)."""
-    from reasonscape.records import STEPS_FILE
+    """Paths from a path, a glob or a comma-separated list (directories mean their steps file)."""
+    from reasonscape.records import steps_file
 
     items = [s for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     out: list[Path] = []
@@ -608,7 +692,7 @@ def expand_interview(spec: str | Iterable[str]) -> list[Path]:
         for m in matches:
             p = Path(m)
             if p.is_dir():
-                p = p / STEPS_FILE
+                p = steps_file(p)
             if not p.is_file():
                 raise InputError(f"--interview: {p}: file not found")
             out.append(p.resolve())
@@ -617,17 +701,25 @@ def expand_interview(spec: str | Iterable[str]) -> list[Path]:
     return sorted(set(out))
 
 
-def plan_jobs(files: list[tuple[str, tuple[str, str, str] | None]], sizes: dict[str, int], *,
+def plan_jobs(files: list[tuple[str, tuple[str, str, str] | None]], sizes: dict[str, Any], *,
               offline: bool, inplace: bool, decoder: str, keys: frozenset | None = None,
-              start_ordinal: int = 0) -> list[Job]:
+              start_ordinal: int = 0, workers: int = 1) -> list[Job]:
+    """Work units: whole files, or byte ranges of files larger than SPLIT_BYTES or than a fair share of
+    the work (so that every worker is busy even with one big file). `sizes` maps a path to its size, or
+    to a (size, ...) tuple. --offline reads whole files (the rewrite is one stream)."""
+    size_of = {p: (v[0] if isinstance(v, tuple) else v) for p, v in sizes.items()}
+    limit = SPLIT_BYTES
+    if workers > 1:
+        total = sum(size_of[p] for p, _ in files)
+        limit = min(limit, max(MIN_SPLIT_BYTES, -(-total // (2 * workers))))
     jobs = []
     o = start_ordinal
     for path, ident in files:
-        size = sizes[path]
-        if offline or size <= SPLIT_BYTES:
+        size = size_of[path]
+        if offline or size <= limit or path.endswith(".zst"):
             ranges = [(0, max(size, 1))]
         else:
-            k = -(-size // SPLIT_BYTES)
+            k = -(-size // limit)
             step = -(-size // k)
             ranges = [(i * step, min(size, (i + 1) * step)) for i in range(k)]
         for a, b in ranges:
@@ -638,7 +730,7 @@ def plan_jobs(files: list[tuple[str, tuple[str, str, str] | None]], sizes: dict[
 
 def _line_number(path: str, offset: int) -> int:
     n = 1
-    with open(path, "rb") as fh:
+    with _open_plain(path) as fh:
         remaining = offset
         while remaining > 0:
             chunk = fh.read(min(remaining, 1 << 22))
@@ -686,53 +778,74 @@ def default_parallel() -> int:
     return max(1, min(16, os.cpu_count() or 1))
 
 
-def _run_jobs(jobs: list[Job], parallel: int, progress: bool, desc: str) -> list[Partial]:
-    if not jobs:
-        return []
-    total = sum(j.end - j.start for j in jobs)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+class _Runner:
+    """Work units in a process pool, started at construction (the workers fork right away) and
+    collected by `results()` in job order. One worker runs them inline, in this process."""
 
-        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, file=sys.stderr,
-                   dynamic_ncols=True, leave=False)
-    results: dict[int, Partial] = {}
-    tests = 0
-    try:
-        workers = max(1, min(parallel, len(jobs), os.cpu_count() or 1))
-        if workers == 1:
-            for j in jobs:
-                results[j.ordinal] = run_job(j)
+    def __init__(self, jobs: list[Job], parallel: int, progress: bool, desc: str) -> None:
+        self.jobs, self.progress, self.desc = jobs, progress, desc
+        self.pool = None
+        self.futs: dict[Any, Job] = {}
+        if max(1, min(parallel, len(jobs), os.cpu_count() or 1)) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+            self.pool = ProcessPoolExecutor(max_workers=min(parallel, len(jobs), os.cpu_count() or 1),
+                                            mp_context=ctx)
+            for j in sorted(jobs, key=lambda j: -(j.end - j.start)):  # longest first: balanced finish
+                self.futs[self.pool.submit(run_job, j)] = j
+
+    def results(self) -> list[Partial]:
+        jobs = self.jobs
+        if not jobs:
+            return []
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=sum(j.end - j.start for j in jobs), unit="B", unit_scale=True, unit_divisor=1024,
+                       desc=self.desc, file=sys.stderr, dynamic_ncols=True, leave=False)
+        results: dict[int, Partial] = {}
+        tests = 0
+        try:
+            if self.pool is None:
+                done: Iterable[tuple[Job, Any]] = ((j, None) for j in jobs)
+            else:
+                from concurrent.futures import as_completed
+
+                done = ((self.futs[f], f) for f in as_completed(self.futs))
+            for j, fut in done:
+                results[j.ordinal] = run_job(j) if fut is None else self._result(fut, j)
                 tests += results[j.ordinal].tests
                 if bar:
                     bar.update(j.end - j.start)
                     bar.set_postfix(tests=tests, refresh=False)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            from concurrent.futures.process import BrokenProcessPool
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot read results: {exc}") from None
+        finally:
+            if bar:
+                bar.close()
+            self.close()
+        return [results[j.ordinal] for j in sorted(jobs, key=lambda j: j.ordinal)]
 
-            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            order = sorted(jobs, key=lambda j: -(j.end - j.start))
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futs = {pool.submit(run_job, j): j for j in order}
-                for fut in as_completed(futs):
-                    j = futs[fut]
-                    try:
-                        results[j.ordinal] = fut.result()
-                    except BrokenProcessPool:
-                        raise RuntimeFailure(f"a worker died reading {j.path} (out of memory?); "
-                                             "try --parallel 1") from None
-                    tests += results[j.ordinal].tests
-                    if bar:
-                        bar.update(j.end - j.start)
-                        bar.set_postfix(tests=tests, refresh=False)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot read results: {exc}") from None
-    finally:
-        if bar:
-            bar.close()
-    return [results[j.ordinal] for j in sorted(jobs, key=lambda j: j.ordinal)]
+    @staticmethod
+    def _result(fut: Any, job: Job) -> Partial:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            raise RuntimeFailure(f"a worker died reading {job.path} (out of memory?); try --parallel 1") from None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def _run_jobs(jobs: list[Job], parallel: int, progress: bool, desc: str) -> list[Partial]:
+    return _Runner(jobs, parallel, progress, desc).results()
 
 
 def _merge(parts: list[Partial], into: dict[Key, PointAcc] | None = None) -> tuple[dict[Key, PointAcc], set[Key]]:
@@ -762,12 +875,23 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
     t0 = time.perf_counter()
     res = EvaluateResult(db_path)
     parallel = default_parallel() if parallel is None else max(1, int(parallel))
+    workers = max(1, min(parallel, os.cpu_count() or 1))
     graded = "offline" if offline else "record"
     res.files_total = len(sources)
-    with PointsDB(db_path, read_only=False) as db:
+    runner: _Runner | None = None
+    db = None
+    try:
+        if not db_path.exists():
+            # a fresh build reads every file: start the workers before the DB is even created
+            todo, stats = _changed(sources, {}, offline, graded)
+            jobs = plan_jobs([(s.path, s.identity) for s in todo], stats, offline=offline, inplace=inplace,
+                             decoder=decoder, workers=workers)
+            runner = _Runner(jobs, parallel, progress, "evaluate")
+        db = PointsDB(db_path, read_only=False)
         known = {(r[0], r[1]): r for r in db.con.execute(
             "SELECT path, eval_id, size, mtime_ns, fingerprint, graded, bad_lines, first_error FROM files").fetchall()}
-        todo, sizes = _changed(sources, known, offline, graded)
+        if runner is None:
+            todo, stats = _changed(sources, known, offline, graded)
         removed = [] if interview else sorted(k for k in known if k not in {(s.path, s.eval_id) for s in sources})
         res.files_read, res.files_removed = len(todo), len(removed)
         res.files_unchanged = len(sources) - len(todo)
@@ -786,77 +910,97 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
         by_point: dict[int, set[tuple[str, str]]] = {}
         for path, ev, pid in db.con.execute("SELECT path, eval_id, point_id FROM file_points").fetchall():
             by_point.setdefault(pid, set()).add((path, ev))
-    # the DB is closed while worker processes are forked, and reopened to write
-    jobs = plan_jobs([(s.path, s.identity) for s in todo], sizes, offline=offline, inplace=inplace,
-                     decoder=decoder)
-    parts = _run_jobs(jobs, parallel, progress, "evaluate")
-    # points of new/changed/removed files, and the unchanged files that also hold some of them
-    redo = todo_keys | set(removed)
-    id_to_key = {v: k for k, v in ids.items()}
-    touched: set[Key] = {k for part in parts for k in part.points}
-    touched |= {id_to_key[pid] for pid, srcs in by_point.items() if srcs & redo and pid in id_to_key}
-    others: dict[tuple[str, str], set[Key]] = {}
-    for key in touched:
-        for src in by_point.get(ids.get(key, -1), ()):
-            if src not in redo:
-                others.setdefault(src, set()).add(key)
-    src_ident = {(s.path, s.eval_id): s.identity for s in sources}
-    extra: list[Job] = []
-    for (path, ev), keys in sorted(others.items()):
-        if (path, ev) in src_ident:
-            extra += plan_jobs([(path, src_ident[(path, ev)])], sizes, offline=False, inplace=False,
-                               decoder=decoder, keys=frozenset(keys), start_ordinal=len(jobs) + len(extra))
-    # every partial merged in one (path, offset) order, so "first answer wins" is global
-    ordered = sorted(parts + _run_jobs(extra, parallel, progress, "re-read"),
-                     key=lambda p: (p.job.path, p.job.start, p.job.ordinal))
-    merged, conflicts = _merge(ordered)
-    if conflicts:  # the same test answered in two ranges: recompute those points in one stream
-        shared = _Aggregator()
-        for part in ordered:
-            j = part.job
-            run_job(Job(j.ordinal, j.path, j.start, j.end, j.identity, frozenset(conflicts), False, False,
-                        decoder), shared)
-        merged.update(shared.partials())
+        if runner is None:
+            db.close()  # no DuckDB threads in this process while it forks the workers; reopened to write
+            db = None
+            jobs = plan_jobs([(s.path, s.identity) for s in todo], stats, offline=offline, inplace=inplace,
+                             decoder=decoder, workers=workers)
+            runner = _Runner(jobs, parallel, progress, "evaluate")
+        parts = runner.results()
+        # points of new/changed/removed files, and the unchanged files that also hold some of them
+        redo = todo_keys | set(removed)
+        id_to_key = {v: k for k, v in ids.items()}
+        touched: set[Key] = {k for part in parts for k in part.points}
+        touched |= {id_to_key[pid] for pid, srcs in by_point.items() if srcs & redo and pid in id_to_key}
+        others: dict[tuple[str, str], set[Key]] = {}
+        for key in touched:
+            for src in by_point.get(ids.get(key, -1), ()):
+                if src not in redo:
+                    others.setdefault(src, set()).add(key)
+        src_ident = {(s.path, s.eval_id): s.identity for s in sources}
+        extra: list[Job] = []
+        for (path, ev), keys in sorted(others.items()):
+            if (path, ev) in src_ident:
+                extra += plan_jobs([(path, src_ident[(path, ev)])], stats, offline=False, inplace=False,
+                                   decoder=decoder, keys=frozenset(keys), start_ordinal=len(jobs) + len(extra),
+                                   workers=workers)
+        if extra:
+            if db is not None:
+                db.close()
+                db = None
+            parts_extra = _run_jobs(extra, parallel, progress, "re-read")
+        else:
+            parts_extra = []
+        # every partial merged in one (path, offset) order, so "first answer wins" is global
+        ordered = sorted(parts + parts_extra, key=lambda p: (p.job.path, p.job.start, p.job.ordinal))
+        merged, conflicts = _merge(ordered)
+        if conflicts:  # the same test answered in two ranges: recompute those points in one stream
+            shared = _Aggregator()
+            for part in ordered:
+                j = part.job
+                run_job(Job(j.ordinal, j.path, j.start, j.end, j.identity, frozenset(conflicts), False, False,
+                            decoder), shared)
+            merged.update(shared.partials())
 
-    for part in parts:
-        res.lines += part.lines
-        res.tests += part.tests
-        res.skipped_lines += part.skipped
-        res.warnings.extend(part.warnings)
-    res.duplicates = sum(merged[k].dups for k in touched if k in merged)
-    file_info = _file_info(parts, todo)
-    for (path, _ev), info in sorted(file_info.items()):
-        for off, msg in sorted(info["bad"]):
-            res.errors.append(f"{path}:{_line_number(path, off)}: malformed NDJSON line ({msg})")
-    with PointsDB(db_path, read_only=False) as db:
-        _write(db, res, merged, touched, ids, file_info, todo, removed, graded, eval_rows, interview)
+        for part in parts:
+            res.lines += part.lines
+            res.tests += part.tests
+            res.skipped_lines += part.skipped
+            res.warnings.extend(part.warnings)
+        res.duplicates = sum(merged[k].dups for k in touched if k in merged)
+        file_info = _file_info(parts, todo)
+        for (path, _ev), info in sorted(file_info.items()):
+            for off, msg in sorted(info["bad"]):
+                res.errors.append(f"{path}:{_line_number(path, off)}: malformed NDJSON line ({msg})")
+        if db is None:
+            db = PointsDB(db_path, read_only=False)
+        _write(db, res, merged, touched, ids, file_info, stats, inplace, removed, graded, eval_rows, interview)
         res.points_total = db.count()
+    finally:
+        if runner is not None:
+            runner.close()
+        if db is not None:
+            db.close()
     res.seconds = time.perf_counter() - t0
     return res
 
 
 def _changed(sources: list[_Source], known: dict, offline: bool, graded: str
-             ) -> tuple[list[_Source], dict[str, int]]:
-    """Sources to read (new, changed, or graded differently) and the size of every source file."""
+             ) -> tuple[list[_Source], dict[str, tuple[int, int, str | None]]]:
+    """Sources to read (new, changed, or graded differently), and (size, mtime_ns, fingerprint or None)
+    of every source file as it is before reading: what the `files` table records, so that a file that
+    grows while it is being read is read again next time."""
     todo: list[_Source] = []
-    sizes: dict[str, int] = {}
-    fps: dict[str, str] = {}
+    stats: dict[str, tuple[int, int, str | None]] = {}
     for s in sources:
-        try:
-            st = os.stat(s.path)
-        except OSError as exc:
-            raise InputError(f"{s.path}: cannot read ({exc.strerror})") from None
-        sizes[s.path] = st.st_size
+        if s.path not in stats:
+            try:
+                st = os.stat(s.path)
+            except OSError as exc:
+                raise InputError(f"{s.path}: cannot read ({exc.strerror})") from None
+            stats[s.path] = (st.st_size, st.st_mtime_ns, None)
+        size, mtime, fp = stats[s.path]
         old = known.get((s.path, s.eval_id))
-        if not offline and old is not None and old[5] == graded and old[2] == st.st_size:
-            if old[3] == st.st_mtime_ns:
+        if not offline and old is not None and old[5] == graded and old[2] == size:
+            if old[3] == mtime:
                 continue
-            if s.path not in fps:
-                fps[s.path] = fingerprint(s.path, st.st_size)
-            if old[4] == fps[s.path]:
+            if fp is None:
+                fp = fingerprint(s.path, size)
+                stats[s.path] = (size, mtime, fp)
+            if old[4] == fp:
                 continue
         todo.append(s)
-    return todo, sizes
+    return todo, stats
 
 
 def _file_info(parts: list[Partial], todo: list[_Source]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -875,40 +1019,62 @@ def _file_info(parts: list[Partial], todo: list[_Source]) -> dict[tuple[str, str
 
 
 def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Key], ids: dict[Key, int],
-           file_info: dict[tuple[str, str], dict[str, Any]], todo: list[_Source], removed: list[tuple[str, str]],
-           graded: str, eval_rows: list[dict[str, Any]], interview: bool) -> None:
+           file_info: dict[tuple[str, str], dict[str, Any]], stats: dict[str, tuple[int, int, str | None]],
+           inplace: bool, removed: list[tuple[str, str]], graded: str, eval_rows: list[dict[str, Any]],
+           interview: bool) -> None:
     """One transaction: points (new ids continue after the largest), files, file_points, evals."""
     con = db.con
+    next_id = max(ids.values(), default=0) + 1
+    rows = []
+    live: set[Key] = set()
+    for key in sorted(touched):
+        acc = merged.get(key)
+        if acc is None:
+            continue
+        row = acc.row()
+        if not (row["n"] or row["errors"]):
+            continue
+        live.add(key)
+        if key not in ids:
+            ids[key] = next_id
+            next_id += 1
+        row.update(id=ids[key], facets="{}", groups=[])
+        rows.append(row)
+    dead = sorted(ids[k] for k in touched if k not in live and k in ids)
+    files = []
+    for (path, ev), info in sorted(file_info.items()):
+        size, mtime, fp = stats[path]
+        if inplace:  # rewritten by this run
+            st = os.stat(path)
+            size, mtime, fp = st.st_size, st.st_mtime_ns, None
+        bad = sorted(info["bad"])
+        first = f"{path}:{_line_number(path, bad[0][0])}: malformed NDJSON line ({bad[0][1]})" if bad else None
+        files.append((path, ev, size, mtime, fp or fingerprint(path, size), graded, info["lines"], info["tests"],
+                      len(bad), first, sorted(ids[k] for k in info["keys"] if k in live)))
     con.execute("BEGIN TRANSACTION")
     try:
-        next_id = max(ids.values(), default=0) + 1
-        live = {k for k in touched if k in merged and (merged[k].counts.sum() or (merged[k].state == ERROR_BIT).any())}
-        rows = []
-        for key in sorted(live):
-            if key not in ids:
-                ids[key] = next_id
-                next_id += 1
-            row = merged[key].row()
-            row.update(id=ids[key], facets="{}", groups=[])
-            rows.append(row)
-        dead = sorted(ids[k] for k in touched if k not in live and k in ids)
         db.delete_points(dead)
         db.write_points(rows)
         res.points_written, res.points_deleted = len(rows), len(dead)
-        for path, ev in removed:
-            con.execute("DELETE FROM files WHERE path = ? AND eval_id = ?", [path, ev])
-            con.execute("DELETE FROM file_points WHERE path = ? AND eval_id = ?", [path, ev])
-        for (path, ev), info in sorted(file_info.items()):
-            st = os.stat(path)  # after --inplace rewrote it
-            bad = sorted(info["bad"])
-            first = f"{path}:{_line_number(path, bad[0][0])}: malformed NDJSON line ({bad[0][1]})" if bad else None
-            con.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [path, ev, st.st_size, st.st_mtime_ns, fingerprint(path, st.st_size), graded,
-                         info["lines"], info["tests"], len(bad), first])
-            con.execute("DELETE FROM file_points WHERE path = ? AND eval_id = ?", [path, ev])
-            pids = sorted(ids[k] for k in info["keys"] if k in live)
-            if pids:
-                con.execute("INSERT INTO file_points SELECT ?, ?, unnest(?::INTEGER[])", [path, ev, pids])
+        gone = removed + [(f[0], f[1]) for f in files]
+        if removed:
+            con.execute("DELETE FROM files USING (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS e) g "
+                        "WHERE files.path = g.p AND files.eval_id = g.e",
+                        [[p for p, _ in removed], [e for _, e in removed]])
+        if gone:
+            con.execute("DELETE FROM file_points USING (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS e) g "
+                        "WHERE file_points.path = g.p AND file_points.eval_id = g.e",
+                        [[p for p, _ in gone], [e for _, e in gone]])
+        if files:
+            cols = list(zip(*(f[:10] for f in files), strict=True))
+            con.execute("INSERT OR REPLACE INTO files SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                        "unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                        "unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::INTEGER[]), unnest(?::VARCHAR[])",
+                        [list(c) for c in cols])
+            fp_rows = [(f[0], f[1], pid) for f in files for pid in f[10]]
+            if fp_rows:
+                con.execute("INSERT INTO file_points SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                            "unnest(?::INTEGER[])", [list(c) for c in zip(*fp_rows, strict=True)])
         if interview:
             have = {r[0] for r in con.execute("SELECT eval_id FROM evals").fetchall()}
             seen = sorted({k[:3] for k in live})
@@ -916,14 +1082,15 @@ def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Ke
                 {"eval_id": make_eval_id(*t), "model": t[0], "template": t[1], "sampler": t[2], "label": t[0],
                  "groups": [], "facets": {}, "tags": [], "hf_id": None}
                 for t in seen if make_eval_id(*t) not in have]
-        _write_evals(db, eval_rows, interview)
+        _write_evals(db, eval_rows, interview, sync=bool(rows))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def _write_evals(db, rows: list[dict[str, Any]], interview: bool) -> None:
+def _write_evals(db, rows: list[dict[str, Any]], interview: bool, sync: bool = False) -> None:
+    """Bring the evals table up to date; copy eval groups/facets onto points when either changed."""
     if not interview:
         keep = [r["eval_id"] for r in rows]
         db.con.execute("DELETE FROM evals WHERE eval_id NOT IN (SELECT unnest(?::VARCHAR[]))", [keep])
@@ -938,7 +1105,8 @@ def _write_evals(db, rows: list[dict[str, Any]], interview: bool) -> None:
         if current.get(r["eval_id"]) != want:
             changed.append(r)
     db.upsert_evals(changed)
-    db.sync_point_facets()
+    if sync or changed:
+        db.sync_point_facets()
 
 
 def evaluate_dataset(dataset: str | Path, *, parallel: int | None = None, offline: bool = False,
@@ -967,6 +1135,8 @@ def evaluate_interview(spec: str | Iterable[str], db: str | Path = DEFAULT_INTER
         raise InputError("--inplace requires --offline")
     files = expand_interview(spec)
     sources = [_Source(str(f), "", None) for f in files]
+    if inplace:
+        _check_inplace_unique(sources)
     return _evaluate(Path(db), sources, [], interview=True, parallel=parallel, offline=offline,
                      inplace=inplace, progress=progress, decoder=decoder)
 
@@ -974,6 +1144,8 @@ def evaluate_interview(spec: str | Iterable[str], db: str | Path = DEFAULT_INTER
 def _check_inplace_unique(sources: list[_Source]) -> None:
     seen: set[str] = set()
     for s in sources:
+        if s.path.endswith(".zst"):
+            raise InputError(f"--inplace: {s.path} is compressed; decompress it (zstd -d) to rewrite it in place")
         if s.path in seen:
             raise InputError(f"--inplace: {s.path} is selected by more than one eval; rewrite it in interview mode")
         seen.add(s.path)

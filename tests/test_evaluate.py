@@ -421,3 +421,94 @@ def test_memory_is_bounded_by_points_not_input(tmp_path):
     [a] = sa.points.values()
     [b] = sb.points.values()
     assert a.state.size == b.state.size == 64 and b.dups == 3 * 64 and b.counts.sum() == a.counts.sum() == 64
+
+
+def test_unknown_status_counts_invalid_and_bad_utf8_is_a_malformed_line(tmp_path):
+    folder = tmp_path / "run"
+    recs = write_folder(folder, "ModelA", [(arith(3), range(0, 24))], per_line=8)  # lines in recs order
+    path = folder / "result-steps.ndjson"
+    lines = path.read_bytes().splitlines(keepends=True)
+    d = orjson.loads(lines[0])
+    d["tests"][0]["status"] = recs[0].tests[0].status = "skipped"  # not one of the four: counts as invalid
+    bad = lines[1].replace(b'"model":"ModelA"', b'"model":"Model\xff"')  # not UTF-8
+    assert bad != lines[1]
+    path.write_bytes(orjson.dumps(d) + b"\n" + bad + b"".join(lines[2:]))
+    [(key, want)] = expected([recs[0], *recs[2:]]).items()
+    for decoder in ("auto", "orjson"):
+        db = tmp_path / f"{decoder}.db"
+        res = ev.evaluate_interview(str(path), db, progress=False, decoder=decoder)
+        assert res.exit_code == 2 and len(res.errors) == 1 and res.errors[0].startswith(f"{path}:2: malformed")
+        got = stored(db)[key]
+        assert {c: got[c] for c in want} == {c: pytest.approx(v) for c, v in want.items()}, decoder
+
+
+def test_one_big_file_is_split_over_the_workers():
+    sizes = {"/a.ndjson": 300 << 20, "/b.ndjson": 1 << 20}
+    one = ev.plan_jobs([("/a.ndjson", None), ("/b.ndjson", None)], sizes, offline=False, inplace=False,
+                       decoder="auto", workers=1)
+    two = ev.plan_jobs([("/a.ndjson", None), ("/b.ndjson", None)], sizes, offline=False, inplace=False,
+                       decoder="auto", workers=2)
+    assert len([j for j in one if j.path == "/a.ndjson"]) == 2  # over SPLIT_BYTES
+    big = [j for j in two if j.path == "/a.ndjson"]
+    assert len(big) >= 4 and big[0].start == 0 and big[-1].end == 300 << 20
+    assert all(a.end == b.start for a, b in zip(big, big[1:], strict=False))
+    assert [j.ordinal for j in two] == list(range(len(two)))
+
+
+def test_a_file_that_grows_while_it_is_read_is_read_again(tmp_path, monkeypatch):
+    folder = tmp_path / "run"
+    write_folder(folder, "ModelA", [(arith(3), range(0, 16))], per_line=8)
+    extra = write_folder(tmp_path / "more", "ModelA", [(arith(3), range(16, 24))], per_line=8)
+    path = folder / "result-steps.ndjson"
+    more = (tmp_path / "more" / "result-steps.ndjson").read_bytes()
+    real = ev.run_job
+
+    def run_then_append(job, agg=None):  # the runner appends while evaluate is reading
+        part = real(job, agg)
+        with open(path, "ab") as fh:
+            fh.write(more)
+        return part
+
+    monkeypatch.setattr(ev, "run_job", run_then_append)
+    db = tmp_path / "i.db"
+    first = ev.evaluate_interview(str(path), db, parallel=1, progress=False)
+    assert first.tests == 16
+    monkeypatch.setattr(ev, "run_job", real)
+    again = ev.evaluate_interview(str(path), db, parallel=1, progress=False)
+    assert again.files_read == 1 and again.tests == 16 + sum(len(r.tests) for r in extra)
+    [(_, got)] = stored(db).items()
+    assert got["n"] + got["errors"] == 24
+
+
+def test_compressed_result_folders_evaluate_like_plain_ones(tmp_path):
+    import zstandard
+
+    from reasonscape.evaluate import evaluate_interview
+    from reasonscape.pointsdb import PointsDB
+    from reasonscape.records import StepRecord, StepWriter, TestResult
+    from reasonscape.tasks.base import generate_tests
+    from reasonscape.tasks.registry import get_task
+
+    task = get_task("arithmetic")
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    for folder in (plain, packed):
+        folder.mkdir()
+    with StepWriter(plain / "result-steps.ndjson", fsync=False) as w:
+        for length in (4, 8):
+            tests = [TestResult(index=i, question=t.question, reference=t.reference, answer=f"<answer>{t.reference}</answer>",
+                                extracted=t.reference, status="correct" if i % 3 else "incorrect", completion_tokens=50)
+                     for i, t in enumerate(generate_tests(task, {"length": length}, 42, 16))]
+            w.write(StepRecord(model="m", template="t", sampler="s", base_task="arithmetic",
+                               params=task.validate({"length": length}).model_dump(), tests=tests))
+    data = (plain / "result-steps.ndjson").read_bytes()
+    (packed / "result-steps.ndjson.zst").write_bytes(zstandard.ZstdCompressor().compress(data + b'{"torn'))
+    a = evaluate_interview(str(plain), tmp_path / "a.db", progress=False)
+    b = evaluate_interview(str(packed), tmp_path / "b.db", progress=False)
+    assert a.exit_code == b.exit_code == 0 and a.tests == b.tests == 32
+    with PointsDB(tmp_path / "a.db") as da, PointsDB(tmp_path / "b.db") as dbb:
+        cols = ["base_task", "params", "n", "correct", "incorrect", "completion_tokens"]
+        assert da.query(columns=cols).to_dict("records") == dbb.query(columns=cols).to_dict("records")
+    from reasonscape.errors import InputError
+
+    with pytest.raises(InputError, match="is compressed"):
+        evaluate_interview(str(packed), tmp_path / "c.db", offline=True, inplace=True, progress=False)
