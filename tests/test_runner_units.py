@@ -206,3 +206,15 @@ def test_transport_maps_refused_connections_to_connect_error():
 
     with pytest.raises(httpx.ConnectError):
         asyncio.run(main())
+
+
+def test_folder_lock_excludes_a_second_writer_and_leaves_no_file(tmp_path):
+    from reasonscape.errors import RuntimeFailure
+    from reasonscape.runner.output import LOCK_FILE, folder_lock
+
+    with folder_lock(tmp_path):
+        assert (tmp_path / LOCK_FILE).exists()
+        with pytest.raises(RuntimeFailure, match="another runner is writing"):
+            with folder_lock(tmp_path):
+                pass
+    assert not (tmp_path / LOCK_FILE).exists()

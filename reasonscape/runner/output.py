@@ -70,19 +70,29 @@ def find_runs(output_dir: Path, stem: str, fingerprint: str) -> tuple[Path | Non
 
 @contextlib.contextmanager
 def folder_lock(path: Path) -> Iterator[None]:
-    """Exclusive lock on a result folder for the life of a run (released by the OS on kill -9)."""
+    """Exclusive lock on a result folder for the life of a run (released by the OS on kill -9).
+
+    The lock file is removed when the run ends, so finished folders carry no trace of it; a lock taken
+    on a file that was unlinked meanwhile (the previous holder just finished) does not count.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - non-POSIX
         yield
         return
-    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = path / LOCK_FILE
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.fstat(fd).st_ino != os.stat(lock).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             raise RuntimeFailure(f"{path}: another runner is writing this folder (wait for it or stop it)") from None
-        yield
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
     finally:
         os.close(fd)
 
