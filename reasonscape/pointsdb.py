@@ -315,7 +315,7 @@ class PointsDB:
         except ImportError:
             raise RuntimeFailure("query_arrow needs pyarrow, which is not installed (pip install pyarrow)") from None
         sql, params = self._select(filters, columns, order_by)
-        return self.con.execute(sql, params).to_arrow_table()
+        return self.con.sql(sql, params=params).to_arrow_table()
 
     def count(self, filters: dict[str, Any] | str | None = None) -> int:
         where, params = compile_filters(filters)
