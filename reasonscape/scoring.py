@@ -9,6 +9,7 @@ task's parser accepts is the extracted answer; if none parses the result is `inv
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from reasonscape.tasks.base import Task
@@ -28,6 +29,7 @@ _TEXT_WRAP = re.compile(r"^\\text\{(.*)\}$", re.S)
 _EMPHASIS = re.compile(r"^(\*\*|__)(.*)\1$", re.S)
 _HALF_EMPHASIS = re.compile(r"^(\*\*|__)\s*|\s*(\*\*|__)$")  # "Answer:** 42" leaves one side
 _BACKTICKS = re.compile(r"^`+|`+$")
+_PARAGRAPH = re.compile(r"\n\s*\n")
 
 
 class Grade(NamedTuple):
@@ -66,39 +68,43 @@ def _boxed(text: str) -> list[str]:
     return out
 
 
-def answer_candidates(completion: str, multiline: bool = False) -> list[str]:
-    """Candidate answer strings, most explicit first.
+def answer_candidates(completion: str, multiline: bool = False) -> Iterator[str]:
+    """Candidate answer strings, most explicit first (lazily: grading stops at the first that parses).
 
     For multi-line answers (a sorted list) the last paragraph is tried before the last line, which
     would otherwise be one item of the list and parse as a (wrong) one-item answer.
     """
     text = strip_reasoning(completion)
-    cands: list[str] = []
     tags = _ANSWER_TAG.findall(text)
     if tags:
-        cands.append(tags[-1])
+        yield from _cleaned(tags[-1])
     else:
         m = _ANSWER_OPEN.search(text)  # "<answer>42" cut off before the closing tag
         if m:
-            cands.append(m.group(1))
-    boxed = _boxed(text)
-    if boxed:
-        cands.append(boxed[-1])
+            yield from _cleaned(m.group(1))
+    if "\\boxed{" in text:
+        boxed = _boxed(text)
+        if boxed:
+            yield from _cleaned(boxed[-1])
     lines = _ANSWER_LINE.findall(text)
     if lines:
-        cands.append(lines[-1])
+        yield from _cleaned(lines[-1])
     stripped = text.strip()
     if stripped:
         fence = _FENCE.match(stripped)
         if fence:
-            cands.append(fence.group(1))
+            yield from _cleaned(fence.group(1))
         if multiline:
-            cands.append(re.split(r"\n\s*\n", stripped)[-1])
+            yield from _cleaned(_PARAGRAPH.split(stripped)[-1])
         last = [ln for ln in stripped.splitlines() if ln.strip()]
         if last:
-            cands.append(last[-1])
-        cands.append(stripped)
-    return [_clean(c) for c in cands if c and c.strip()]
+            yield from _cleaned(last[-1])
+        yield from _cleaned(stripped)
+
+
+def _cleaned(candidate: str) -> Iterator[str]:
+    if candidate and candidate.strip():
+        yield _clean(candidate)
 
 
 def _clean(candidate: str) -> str:
