@@ -9,6 +9,7 @@ Grading, seeding and hierarchical sampling are the same for every task and live 
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,7 +43,7 @@ class TestCase:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class Task:
+class Task(ABC):
     """Base class of a task generator. Subclasses set the class attributes and implement generate."""
 
     name: ClassVar[str]
@@ -59,8 +60,9 @@ class Task:
     #: True when the answer spans several lines (so a reply's last line alone is not a candidate).
     multiline_answer: ClassVar[bool] = False
 
+    @abstractmethod
     def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
-        raise NotImplementedError(f"{type(self).__name__}.generate")
+        """One test drawn from `rng` (and nothing else, so generation is reproducible)."""
 
     def parse_answer(self, text: str, meta: dict[str, Any] | None = None) -> str | None:
         """Canonical form of a candidate answer, or None when it is not a well-formed answer.
