@@ -9,7 +9,6 @@ import json
 import random
 import re
 import statistics
-import time
 from collections import Counter
 from decimal import Decimal
 
@@ -147,15 +146,6 @@ def test_question_length_grows_with_num_rows() -> None:
         qs = generate_tests(TASK, {"num_rows": n, "format": "markdown"}, global_seed=1, stop=20)
         means.append(sum(len(t.question) for t in qs) / len(qs))
     assert means == sorted(means)
-
-
-def test_generation_speed_at_large_and_small_points() -> None:
-    rng = random.Random(0)
-    big = TASK.validate({"num_rows": 2000, "format": "json", "operation": "median", "filter_complexity": 2})
-    t0 = time.process_time()
-    for _ in range(20):
-        TASK.generate(rng, big)
-    assert (time.process_time() - t0) / 20 < 0.02  # >= 50 tests/s even on a loaded CI machine
 
 
 def test_mode_tie_goes_to_alphabetically_first_value() -> None:
