@@ -6,6 +6,9 @@ user can fix) exits 2; a failure while doing the work (a dead endpoint, a full d
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
+
 
 class ReasonScapeError(Exception):
     """Base class: `str(err)` is the one line shown to the user."""
@@ -33,3 +36,13 @@ class NotBuiltYet(ReasonScapeError):
     """A stage whose implementation has not landed yet."""
 
     exit_code = 1
+
+
+def file_not_found(path: Path, what: str, cutoff: float = 0.6) -> ConfigError:
+    """`<path>: <what> file not found`, suggesting files of the same folder with close names."""
+    hint = ""
+    if path.parent.exists():
+        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=3, cutoff=cutoff)
+        if close:
+            hint = f" (did you mean {', '.join(str(path.parent / c) for c in close)}?)"
+    return ConfigError(f"{path}: {what} file not found{hint}")

@@ -1091,6 +1091,8 @@ def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Ke
 
 def _write_evals(db, rows: list[dict[str, Any]], interview: bool, sync: bool = False) -> None:
     """Bring the evals table up to date; copy eval groups/facets onto points when either changed."""
+    from reasonscape.pointsdb import eval_values
+
     if not interview:
         keep = [r["eval_id"] for r in rows]
         db.con.execute("DELETE FROM evals WHERE eval_id NOT IN (SELECT unnest(?::VARCHAR[]))", [keep])
@@ -1099,10 +1101,7 @@ def _write_evals(db, rows: list[dict[str, Any]], interview: bool, sync: bool = F
         "SELECT eval_id, model, template, sampler, label, groups, facets::VARCHAR, tags, hf_id FROM evals").fetchall()}
     changed = []
     for r in rows:
-        want = (r["eval_id"], r["model"], r["template"], r["sampler"], r.get("label") or r["model"],
-                list(r.get("groups") or []), orjson.dumps(r.get("facets") or {}, option=orjson.OPT_SORT_KEYS).decode(),
-                list(r.get("tags") or []), r.get("hf_id"))
-        if current.get(r["eval_id"]) != want:
+        if current.get(r["eval_id"]) != eval_values(r):
             changed.append(r)
     db.upsert_evals(changed)
     if sync or changed:

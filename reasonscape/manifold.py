@@ -8,7 +8,6 @@ calibrated param, which is resolved with a tokenizer (see `calibrate`).
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Callable, Iterable
@@ -19,10 +18,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from reasonscape.errors import ConfigError, InputError
+from reasonscape.errors import ConfigError, InputError, file_not_found
 from reasonscape.identity import params_key
-from reasonscape.tasks.base import Task, generate_tests
-from reasonscape.tasks.registry import get_task, task_names
+from reasonscape.tasks.base import Task, field_bounds, generate_tests
+from reasonscape.tasks.registry import get_task, task_names, unknown_task_message
 
 _PATH = re.compile(r"^(params|manifold|facets)\.[A-Za-z_][A-Za-z0-9_]*$|^(base_task|eval_id|model|template|sampler)$")
 
@@ -80,9 +79,7 @@ class TaskEntry(_Strict):
     @classmethod
     def _known(cls, v: str) -> str:
         if v not in task_names():
-            close = difflib.get_close_matches(v, task_names(), n=3)
-            raise ValueError(f"unknown task '{v}'" + (f" (did you mean {', '.join(close)}?)" if close else
-                                                      f" (known: {', '.join(task_names())})"))
+            raise ValueError(unknown_task_message(v))
         return v
 
     @model_validator(mode="after")
@@ -161,7 +158,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     """Parse and validate a YAML experiment config; every problem is one line naming file and key path."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(_missing_file_message(path, "config"))
+        raise file_not_found(path, "config")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -200,15 +197,6 @@ def _short_msg(err: dict[str, Any]) -> str:
     return msg
 
 
-def _missing_file_message(path: Path, what: str) -> str:
-    hint = ""
-    if path.parent.exists():
-        close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=3)
-        if close:
-            hint = f" (did you mean {', '.join(str(path.parent / c) for c in close)}?)"
-    return f"{path}: {what} file not found{hint}"
-
-
 def _rows(entry: GridEntry) -> list[dict[str, Any]]:
     return entry if isinstance(entry, list) else [entry]
 
@@ -226,12 +214,8 @@ def _field_min(task: Task, name: str) -> int:
 
 
 def _field_range(task: Task, name: str) -> tuple[int, int]:
-    info = task.Params.model_fields[name]
-    lo, hi = 1, 100_000
-    for m in info.metadata:
-        lo = getattr(m, "ge", None) if getattr(m, "ge", None) is not None else lo
-        hi = getattr(m, "le", None) if getattr(m, "le", None) is not None else hi
-    return int(lo), int(hi)
+    lo, hi = field_bounds(task.Params, name)
+    return int(1 if lo is None else lo), int(100_000 if hi is None else hi)
 
 
 TokenCounter = Callable[[str], int]

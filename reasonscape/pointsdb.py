@@ -215,6 +215,13 @@ def compile_filters(filters: dict[str, Any] | str | None, alias: str = "") -> tu
     return (" AND ".join(clauses) if clauses else "TRUE"), params
 
 
+def eval_values(r: dict[str, Any]) -> tuple:
+    """An eval record as the row of the `evals` table (column order; facets as canonical JSON text)."""
+    return (r["eval_id"], r["model"], r["template"], r["sampler"], r.get("label") or r["model"],
+            list(r.get("groups") or []), orjson.dumps(r.get("facets") or {}, option=orjson.OPT_SORT_KEYS).decode(),
+            list(r.get("tags") or []), r.get("hf_id"))
+
+
 def _quote_ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise InputError(f"invalid column name '{name}'")
@@ -367,11 +374,8 @@ class PointsDB:
     def upsert_evals(self, rows: list[dict[str, Any]]) -> None:
         self._writable()
         for r in rows:
-            self.con.execute(
-                "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?::VARCHAR[], ?, ?::VARCHAR[], ?)",
-                [r["eval_id"], r["model"], r["template"], r["sampler"], r.get("label") or r["model"],
-                 list(r.get("groups") or []), orjson.dumps(r.get("facets") or {}, option=orjson.OPT_SORT_KEYS).decode(),
-                 list(r.get("tags") or []), r.get("hf_id")])
+            self.con.execute("INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?::VARCHAR[], ?, ?::VARCHAR[], ?)",
+                             list(eval_values(r)))
 
     def point_ids(self) -> dict[tuple[str, str, str, str, str], int]:
         """Identity tuple -> id of every stored point."""

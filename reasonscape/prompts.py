@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reasonscape.errors import ConfigError
+from reasonscape.errors import ConfigError, file_not_found
 from reasonscape.tasks.base import Task, TestCase
 
 #: Salt that moves few-shot examples to a different part of a point's RNG space than its tests.
@@ -74,12 +74,7 @@ class Sampler(BaseModel):
 def _load_json_model(path: str | Path, model: type[BaseModel], what: str) -> Any:
     path = Path(path)
     if not path.exists():
-        hint = ""
-        if path.parent.exists():
-            close = difflib.get_close_matches(path.name, [p.name for p in path.parent.iterdir()], n=3, cutoff=0.5)
-            if close:
-                hint = f" (did you mean {', '.join(str(path.parent / c) for c in close)}?)"
-        raise ConfigError(f"{path}: {what} file not found{hint}")
+        raise file_not_found(path, what, cutoff=0.5)
     try:
         raw = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:

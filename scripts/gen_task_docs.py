@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reasonscape.tasks.base import Task, generate_tests  # noqa: E402
+from reasonscape.tasks.base import Task, field_bounds, generate_tests  # noqa: E402
 from reasonscape.tasks.registry import get_task, task_names  # noqa: E402
 
 HEADER = """# The tasks
@@ -32,15 +32,12 @@ letters, sequence, shapes, cars, tables; `m12x` has movies instead of tables.
 """
 
 
-def _allowed(field) -> tuple[str, str]:
-    ann = field.annotation
+def _allowed(task: Task, name: str) -> tuple[str, str]:
+    ann = task.Params.model_fields[name].annotation
     if typing.get_origin(ann) is typing.Literal:
         return "choice", ", ".join(map(str, typing.get_args(ann)))
     typ = getattr(ann, "__name__", str(ann))
-    lo = hi = None
-    for m in field.metadata:
-        lo = m.ge if getattr(m, "ge", None) is not None else lo
-        hi = m.le if getattr(m, "le", None) is not None else hi
+    lo, hi = field_bounds(task.Params, name)
     if lo is not None or hi is not None:
         return typ, f"{'' if lo is None else lo}..{'' if hi is None else hi}"
     return typ, "true/false" if typ == "bool" else ""
@@ -56,7 +53,7 @@ def _section(task: Task) -> list[str]:
                 if task.calibrated_param else ""), "",
              "| param | type | allowed | default |", "|---|---|---|---|"]
     for name, field in task.Params.model_fields.items():
-        typ, allowed = _allowed(field)
+        typ, allowed = _allowed(task, name)
         desc = f" — {field.description}" if field.description else ""
         lines.append(f"| `{name}` | {typ} | {allowed} | {field.default}{desc} |")
     doc = inspect.getdoc(type(task).difficulty)

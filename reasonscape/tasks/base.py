@@ -110,17 +110,23 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], prefix
     return f"{prefix}: {loc} = {shown}: {msg}" + (f" ({allowed})" if allowed else "")
 
 
+def field_bounds(model: type[BaseModel], name: str) -> tuple[Any, Any]:
+    """(lowest, highest) value a params field allows from its ge/gt and le/lt constraints (None: open)."""
+    lo = hi = None
+    for m in model.model_fields[name].metadata:
+        lo = getattr(m, "ge", lo) if getattr(m, "ge", None) is not None else lo
+        lo = getattr(m, "gt", lo) if getattr(m, "gt", None) is not None else lo
+        hi = getattr(m, "le", hi) if getattr(m, "le", None) is not None else hi
+        hi = getattr(m, "lt", hi) if getattr(m, "lt", None) is not None else hi
+    return lo, hi
+
+
 def describe_field(model: type[BaseModel], name: str) -> str:
     """Human description of the values a field accepts, from its pydantic constraints."""
     info = model.model_fields.get(name)
     if info is None:
         return ""
-    lo = hi = None
-    for m in info.metadata:
-        lo = getattr(m, "ge", lo) if getattr(m, "ge", None) is not None else lo
-        lo = getattr(m, "gt", lo) if getattr(m, "gt", None) is not None else lo
-        hi = getattr(m, "le", hi) if getattr(m, "le", None) is not None else hi
-        hi = getattr(m, "lt", hi) if getattr(m, "lt", None) is not None else hi
+    lo, hi = field_bounds(model, name)
     ann = getattr(info.annotation, "__args__", None)
     if lo is not None or hi is not None:
         return f"allowed range {'' if lo is None else lo}..{'' if hi is None else hi}"

@@ -22,15 +22,20 @@ def task_names() -> list[str]:
     return list(TASK_MODULES)
 
 
+def unknown_task_message(name: str) -> str:
+    """`unknown task 'x'` with the close names, or the whole list when none is close."""
+    close = difflib.get_close_matches(name, TASK_MODULES, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(TASK_MODULES)})"
+    return f"unknown task '{name}'{hint}"
+
+
 def get_task(name: str) -> Task:
     """The Task registered under `name`; an unknown name is an InputError that suggests close ones."""
     if name in _instances:
         return _instances[name]
     module = TASK_MODULES.get(name)
     if module is None:
-        close = difflib.get_close_matches(name, TASK_MODULES, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(TASK_MODULES)})"
-        raise InputError(f"unknown task '{name}'{hint}")
+        raise InputError(unknown_task_message(name))
     mod = importlib.import_module(module)
     task = mod.TASK
     _instances[name] = task
