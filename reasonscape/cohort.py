@@ -13,6 +13,7 @@ import glob as globmod
 import math
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,7 +65,8 @@ def result_folders(cohort_dir: Path) -> list[Path]:
     if not cohort_dir.is_dir():
         return []
     return sorted(p.resolve() for p in cohort_dir.iterdir()
-                  if p.is_dir() and (steps_file(p).is_file() or (p / METADATA_FILE).is_file()))
+                  if p.is_dir() and not p.name.startswith(".")
+                  and (steps_file(p).is_file() or (p / METADATA_FILE).is_file()))
 
 
 def glob_folders(spec: EvalSpec) -> list[Path]:
@@ -245,6 +247,10 @@ class ContextResult:
     warnings: list[str] = field(default_factory=list)
 
 
+#: Largest --context: token counts are 32-bit in records and the PointsDB.
+MAX_CONTEXT = (1 << 31) - 1
+
+
 def context_label(n: int) -> str:
     return f"{n // 1024}k" if n % 1024 == 0 else str(n)
 
@@ -297,8 +303,9 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
     from reasonscape.scoring import ERROR, grade
     from reasonscape.tasks.registry import get_task
 
-    if context <= 0:
-        raise InputError(f"--context: must be a positive number of tokens, got {context}")
+    if isinstance(context, bool) or not isinstance(context, int) or not 1 <= context <= MAX_CONTEXT:
+        shown = str(context) if len(str(context)) <= 24 else str(context)[:21] + "..."
+        raise InputError(f"--context: must be a positive number of tokens (1..{MAX_CONTEXT}), got {shown}")
     c = load_cohort(cohort)
     spec = next((e for e in c.evals if e.eval_id == eval_id), None)
     if spec is None:
@@ -319,13 +326,16 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
     res = ContextResult(folder, sampler)
     ident = (spec.model, spec.template, spec.sampler)
     missing_tasks: set[str] = set()
-    folder.mkdir(parents=True)
-    tmp = folder / (STEPS_FILE + ".tmp")
+    # built in a hidden folder renamed into place at the end: a failure or a kill leaves no partial
+    # result folder that evaluate.py or verify would take for a run
+    work = c.dir / f".{folder.name}.tmp-{os.getpid()}"
+    work.mkdir(parents=True)
+    tmp = work / STEPS_FILE
     try:
         with open(tmp, "wb") as out:
             for src in sources:
                 with open_steps(src) as fh:
-                    for line in fh:
+                    for lineno, line in enumerate(fh, 1):
                         if not line.endswith(b"\n") or not line.strip():
                             continue
                         try:
@@ -337,19 +347,25 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
                             continue
                         task = None
                         name = d.get("base_task")
+                        if not isinstance(name, str):
+                            raise InputError(f"{src}:{lineno}: base_task: expected a string")
                         try:
                             task = get_task(name)
                         except InputError:
                             if name not in missing_tasks:
                                 missing_tasks.add(name)
                                 res.warnings.append(f"task '{name}' has no grader here; cut answers keep their status")
-                        for t in d.get("tests", []):
+                        tests = d.get("tests", [])
+                        if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
+                            raise InputError(f"{src}:{lineno}: tests: expected a list of objects")
+                        for k, t in enumerate(tests):
                             res.tests += 1
                             if t.get("status") == ERROR:
                                 continue
-                            limit = context - (int(t.get("prompt_tokens", 0)) if include_prompt else 0)
+                            pt = _tokens(t, "prompt_tokens", src, lineno, k)
+                            limit = context - (pt if include_prompt else 0)
                             limit = max(limit, 0)
-                            ct = int(t.get("completion_tokens", 0))
+                            ct = _tokens(t, "completion_tokens", src, lineno, k)
                             if ct <= limit:
                                 continue
                             answer = str(t.get("answer") or "")
@@ -358,16 +374,38 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
                             t["completion_tokens"] = limit
                             t["truncated"] = True
                             if task is not None:
-                                g = grade(task, t["answer"], str(t.get("reference") or ""))
+                                meta = t.get("meta")
+                                g = grade(task, t["answer"], str(t.get("reference") or ""),
+                                          meta if isinstance(meta, dict) else None, truncated=True)
                                 t["status"], t["extracted"] = g.status, g.extracted
                             res.cut += 1
                         d["sampler"] = sampler
                         out.write(orjson.dumps(d) + b"\n")
                         res.lines += 1
-        os.replace(tmp, folder / STEPS_FILE)
+        _write_meta(work, folders, spec, sampler, context, include_prompt, cutter, res)
+        os.replace(work, folder)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise
+    if register:
+        try:
+            res.registered = _register(c, spec, sampler, context)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return res
+
+
+def _tokens(t: dict, name: str, src: Path, lineno: int, k: int) -> int:
+    v = t.get(name, 0)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_CONTEXT:
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+        raise InputError(f"{src}:{lineno}: tests[{k}].{name} = {shown}: expected an integer in 0..{MAX_CONTEXT}")
+    return v
+
+
+def _write_meta(folder: Path, folders: list[Path], spec: EvalSpec, sampler: str, context: int,
+                include_prompt: bool, cutter: _Cutter, res: ContextResult) -> None:
     meta: dict[str, Any] = {}
     src_meta = folders[0] / METADATA_FILE
     if src_meta.is_file():
@@ -384,9 +422,6 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
                          "source_eval_id": spec.eval_id, "sources": [f.name for f in folders],
                          "tests": res.tests, "cut": res.cut})
     _write_json(folder / METADATA_FILE, meta)
-    if register:
-        res.registered = _register(c, spec, sampler, context)
-    return res
 
 
 def _write_json(path: Path, value: Any) -> None:

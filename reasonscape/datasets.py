@@ -15,6 +15,7 @@ Path rules (docs/evaluate.md has the long form):
 
 from __future__ import annotations
 
+import difflib
 import glob as globmod
 import re
 from dataclasses import dataclass, field
@@ -37,21 +38,22 @@ def _listify(v: Any) -> Any:
 
 
 class EvaluateSpec(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     glob: str = Field(min_length=1)
 
 
 class IdentityFilters(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1)
     template: str = Field(min_length=1)
     sampler: str = Field(min_length=1)
 
 
 class EvalEntry(BaseModel):
-    """One entry of a cohort's evals.json (unknown keys are kept, missing optional ones default)."""
+    """One entry of a cohort's evals.json (missing optional keys default; an unknown key is an error: a
+    misspelt key silently ignored would change which results an eval selects)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     evaluate: EvaluateSpec
     filters: IdentityFilters
     label: str = ""
@@ -82,7 +84,7 @@ class CohortRef(BaseModel):
 
 
 class DatasetConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     db: str = Field(min_length=1)
     cache: str | None = None
@@ -97,14 +99,49 @@ class DatasetConfig(BaseModel):
         return v
 
 
-def validation_message(path: str | Path, exc: ValidationError, prefix: str = "") -> str:
-    """First pydantic error as one line: `file: key.path: problem` (`prefix` leads the key path)."""
-    err = exc.errors()[0]
+def validation_message(path: str | Path, exc: ValidationError, prefix: str = "",
+                       model: type[BaseModel] | None = None) -> str:
+    """First pydantic error as one line: `file: key.path: problem` (`prefix` leads the key path).
+
+    An unknown key names the keys valid there and the close matches (`model` is the top-level model,
+    to find the keys of the nested one the key sits in)."""
+    errors = exc.errors()
+    # a misspelt key is both unknown and a missing required one: name the misspelling
+    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     loc = prefix
     for part in err.get("loc", ()):
         loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
     msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden" and model is not None:
+        msg = _unknown_key_message(str(err["loc"][-1]), _keys_at(model, err["loc"][:-1]))
     return f"{path}: {loc or '(top level)'}: {msg}"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model a location points into."""
+    import typing
+
+    cur: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = cur.model_fields.get(part) if isinstance(cur, type) and issubclass(cur, BaseModel) else None
+        if info is None:
+            return []
+        ann = info.annotation
+        for arg in (ann, *typing.get_args(ann)):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                cur = arg
+                break
+        else:
+            return []
+    return list(cur.model_fields) if isinstance(cur, type) and issubclass(cur, BaseModel) else []
+
+
+def _unknown_key_message(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown key '{key}' (valid: {', '.join(valid)}){hint}"
 
 
 def facets_from_groups(groups: list[str]) -> dict[str, Any]:
@@ -221,7 +258,7 @@ def load_cohort(path: str | Path) -> Cohort:
         try:
             entry = EvalEntry.model_validate(item)
         except ValidationError as exc:
-            raise ConfigError(validation_message(p, exc, prefix=f"[{i}]")) from None
+            raise ConfigError(validation_message(p, exc, prefix=f"[{i}]", model=EvalEntry)) from None
         evals.append(EvalSpec.from_entry(entry, p.resolve()))
     seen: dict[str, int] = {}
     for i, e in enumerate(evals):
@@ -254,7 +291,7 @@ def load_dataset(path: str | Path) -> Dataset:
     try:
         cfg = DatasetConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(validation_message(p, exc)) from None
+        raise ConfigError(validation_message(p, exc, model=DatasetConfig)) from None
     base = p.resolve().parent
     cohorts: list[Cohort] = []
     evals: list[EvalSpec] = []
@@ -269,12 +306,31 @@ def load_dataset(path: str | Path) -> Dataset:
                 raise InputError(f"{p}: cohorts[{i}].path: {cp} not found")
             cohort = load_cohort(cp)
             cohorts.append(cohort)
+            _check_filters(p, i, ref.filters, cohort)
             for e in cohort.evals:
                 if e.matches(ref.filters) and e.eval_id not in seen:
                     seen.add(e.eval_id)
                     evals.append(e)
     return Dataset(p.resolve(), cfg.name, base / cfg.db, base / cfg.cache if cfg.cache else None,
                    base / cfg.config if cfg.config else None, cohorts, evals)
+
+
+def _check_filters(path: Path, i: int, filters: dict[str, str | list[str]], cohort: Cohort) -> None:
+    """Every value of a cohort filter must match some eval of the cohort: a misspelt value would
+    otherwise drop evals from the dataset, and evaluate.py would delete their points."""
+    if not filters:
+        return
+    for key, want in filters.items():
+        for value in _listify(want):
+            have = [v for e in cohort.evals for v in (getattr(e, key) if key in ("tags", "groups")
+                                                       else [getattr(e, key)]) if isinstance(v, str)]
+            if value not in have:
+                close = difflib.get_close_matches(str(value), sorted(set(have)), n=3, cutoff=0.5)
+                hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+                raise ConfigError(f"{path}: cohorts[{i}].filters.{key}: '{value}' matches no eval of "
+                                  f"{cohort.path}{hint}")
+    if not any(e.matches(filters) for e in cohort.evals):
+        raise ConfigError(f"{path}: cohorts[{i}].filters select no eval of {cohort.path}")
 
 
 def find_cohorts(path: str | Path | None = None) -> list[Path]:

@@ -7,6 +7,7 @@ user can fix) exits 2; a failure while doing the work (a dead endpoint, a full d
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -46,3 +47,39 @@ def file_not_found(path: Path, what: str, cutoff: float = 0.6) -> ConfigError:
         if close:
             hint = f" (did you mean {', '.join(str(path.parent / c) for c in close)}?)"
     return ConfigError(f"{path}: {what} file not found{hint}")
+
+
+def close_matches_hint(word: str, options: Iterable[str], n: int = 3, cutoff: float = 0.6) -> str:
+    """`; did you mean a, b?` naming the options close to `word` ("" when none is close)."""
+    close = difflib.get_close_matches(str(word), list(options), n=n, cutoff=cutoff)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+#: Largest config/template/sampler file read: bounds what a wrong path (a device, a dump) can cost.
+MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
+
+
+def read_input_text(path: Path, what: str, cutoff: float = 0.6, max_bytes: int = MAX_INPUT_FILE_BYTES) -> str:
+    """The text of an input file (config, template, sampler), or one ConfigError naming it.
+
+    Why one place: missing, unreadable, a directory, endless (/dev/zero), not UTF-8 and empty are the
+    same kind of mistake for every input file, and each must be one line naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise file_not_found(path, what, cutoff=cutoff)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} file ({exc.strerror or type(exc).__name__})") from None
+    if len(data) > max_bytes:
+        raise ConfigError(f"{path}: {what} file is larger than {max_bytes // (1024 * 1024)} MiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {what} file is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start})") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: {what} file is empty")
+    return text

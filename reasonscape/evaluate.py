@@ -29,15 +29,18 @@ import functools
 import gc
 import glob as globmod
 import hashlib
+import json
 import mmap
 import operator
 import os
+import re
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -57,6 +60,11 @@ MIN_SPLIT_BYTES = 8 << 20  # smallest piece a file is split into to spread work 
 CHUNK_TESTS = 1 << 14  # tests folded in per NumPy pass (a chunk of decoded tests stays in cache)
 RELEASE_BYTES = 32 << 20  # mapped pages already read are handed back this often (keeps RSS flat)
 DEFAULT_INTERVIEW_DB = "data/pointsdb-interview.db"
+#: Bounds of a test record's numbers (a value outside is a malformed line naming field and value).
+#: Memory per point grows with its largest index, so the index is bounded (2^24 tests per point);
+#: token counts fit the DB's INTEGER columns.
+MAX_INDEX = (1 << 24) - 1
+MAX_TOKENS = (1 << 31) - 1
 
 class _StatusCodes(dict):
     def __missing__(self, key: object) -> int:
@@ -67,6 +75,9 @@ STATUS_CODE = _StatusCodes(correct=0, incorrect=1, invalid=2, error=4)
 _code = STATUS_CODE.__getitem__
 ERROR = 4
 ANSWERED_BIT, ERROR_BIT = 2, 1
+COUNTED_BIT = 4  # aggregator only: the slot's test is the one counted for its question
+BLOOM = 1 << 23  # bytes of an aggregator's filter of (point, question) keys seen (8 MiB, zero pages until used)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 Key = tuple[str, str, str, str, str]  # model, template, sampler, base_task, params (canonical JSON)
 
@@ -80,14 +91,20 @@ Key = tuple[str, str, str, str, str]  # model, template, sampler, base_task, par
 
 if msgspec is not None:
     # Fields in the order the runner writes them (msgspec tries the next expected field first).
+    _Index = Annotated[int, msgspec.Meta(ge=0, le=MAX_INDEX)]
+    _Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+    _Chance = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+    # Range checks run inside the decoder (C speed): a value out of range fails the line.
     class _Test(msgspec.Struct, gc=False):
-        index: int
+        index: _Index
+        question: str = ""  # only hashed (repeated questions); "" = not recorded
         answer: msgspec.Raw = msgspec.Raw(b'""')  # a view of the line: decoded only for the compression sample
         status: Literal["correct", "incorrect", "invalid", "error"] = "invalid"  # no string allocated
         truncated: bool = False
-        prompt_tokens: int = 0
-        completion_tokens: int = 0
-        guess_chance: float = 0.0
+        prompt_tokens: _Tokens = 0
+        completion_tokens: _Tokens = 0
+        guess_chance: _Chance = 0.0
 
     class _AnyStatusTest(_Test, gc=False):
         status: str = "invalid"  # any other status counts as invalid (STATUS_CODE)
@@ -126,23 +143,48 @@ class _BadLine(Exception):
     pass
 
 
+def _int_field(t: dict, k: int, name: str, hi: int, default: Any = 0) -> int:
+    v = t.get(name, default)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+        raise _BadLine(f"tests[{k}].{name} = {_show(v)}: expected an integer in 0..{hi}")
+    return v
+
+
+def _show(v: Any) -> str:
+    """A value as it appears in a message: JSON, cut to 40 characters."""
+    try:
+        text = json.dumps(v)
+    except (TypeError, ValueError):
+        text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class _DictTest:
-    """A test of a line decoded by orjson (the fallback decoder), with the attributes of `_Test`."""
+    """A test of a line decoded by orjson (the fallback decoder), with the attributes of `_Test` and
+    the same checks."""
 
-    __slots__ = ("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance", "answer")
+    __slots__ = ("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance", "answer",
+                 "question")
 
-    def __init__(self, t: dict) -> None:
-        i = t["index"]
-        if not isinstance(i, int) or isinstance(i, bool):
-            raise _BadLine("tests[].index must be an integer")
-        self.index = i
+    def __init__(self, t: dict, k: int = 0) -> None:
+        self.index = _int_field(t, k, "index", MAX_INDEX, None)
         self.status = t.get("status", "invalid")
-        self.truncated = bool(t.get("truncated", False))
-        self.prompt_tokens = int(t.get("prompt_tokens", 0))
-        self.completion_tokens = int(t.get("completion_tokens", 0))
-        self.guess_chance = float(t.get("guess_chance", 0.0))
+        if not isinstance(self.status, str):
+            raise _BadLine(f"tests[{k}].status = {_show(self.status)}: expected a string")
+        self.truncated = t.get("truncated", False)
+        if not isinstance(self.truncated, bool):
+            raise _BadLine(f"tests[{k}].truncated = {_show(self.truncated)}: expected true or false")
+        self.prompt_tokens = _int_field(t, k, "prompt_tokens", MAX_TOKENS)
+        self.completion_tokens = _int_field(t, k, "completion_tokens", MAX_TOKENS)
+        g = t.get("guess_chance", 0.0)
+        if not isinstance(g, int | float) or isinstance(g, bool) or not 0.0 <= g <= 1.0:
+            raise _BadLine(f"tests[{k}].guess_chance = {_show(g)}: expected a number in 0..1")
+        self.guess_chance = float(g)
         a = t.get("answer", "")
         self.answer = a if isinstance(a, str) else ""
+        self.question = t.get("question", "")
+        if not isinstance(self.question, str):
+            raise _BadLine(f"tests[{k}].question = {_show(self.question)}: expected a string")
 
 
 @dataclass(slots=True)
@@ -171,7 +213,7 @@ def _decode_orjson(line: Any) -> _DictStep:
         if not isinstance(tests, list) or not all(isinstance(x, dict) for x in tests):
             raise _BadLine("tests must be a list of objects")
         return _DictStep(*ident, orjson.dumps(d["params"]), orjson.dumps(d.get("manifold", {})),
-                         [_DictTest(t) for t in tests])
+                         [_DictTest(t, k) for k, t in enumerate(tests)])
     except KeyError as exc:
         raise _BadLine(f"missing field {exc.args[0]}") from None
     except (TypeError, ValueError) as exc:
@@ -190,7 +232,36 @@ def _answer_bytes(answer: Any) -> bytes:
 
 
 _FIELD = {f: operator.attrgetter(f) for f in
-          ("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance")}
+          ("index", "status", "truncated", "prompt_tokens", "completion_tokens", "guess_chance", "question")}
+
+def _stable_qkey(q: str) -> int:
+    """A question's key where worker processes are spawned (their str hashes differ): crc32 + length."""
+    return zlib.crc32(q.encode("utf-8", "surrogatepass")) | (len(q) << 32) if q else 0
+
+
+#: Key of a question text, equal for equal texts in every process of a run; 0 for "" (not recorded).
+#: Forked workers share the parent's string-hash secret, so the built-in hash (cached, 64-bit) serves.
+_QKEY = hash if sys.platform.startswith("linux") else _stable_qkey
+
+_AT = re.compile(r"^(.*) - at `\$(.*)`$", re.S)
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _describe(line: Any, exc: Exception) -> str:
+    """A decoder error as `field = value: problem` (msgspec names the path, the value is looked up)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    m = _AT.match(str(exc))
+    if not m:
+        return text
+    problem, where = m.group(1), m.group(2)
+    name = where.lstrip(".")
+    try:
+        v: Any = json.loads(bytes(line))
+        for key, pos in _PATH_PART.findall(where):
+            v = v[int(pos)] if pos else v[key]
+    except Exception:  # noqa: BLE001 - the value is a nicety; the field and problem are known
+        return f"{name}: {problem}"
+    return f"{name} = {_show(v)}: {problem}"
 
 
 # -- accumulation -------------------------------------------------------------------------------
@@ -208,13 +279,24 @@ class PointAcc:
     ctok: np.ndarray  # completion tokens per outcome
     hazard: np.ndarray  # (4, buckets)
     comp: dict[int, tuple[int, int, int, int]]  # index -> (outcome, bytes, compressed, tokens)
-    dups: int
+    dups: int  # answers of an index already answered (not counted)
+    qh: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))  # per index: question hash, 0 = none
+    qdups: int = 0  # answered indexes whose question an earlier index of the point already asked (not counted)
 
     def merge(self, other: PointAcc) -> bool:
-        """Add another range's partial; False (and nothing changed) when both answered the same index."""
+        """Add another range's partial; False (and nothing changed) when both answered the same index
+        or asked the same question (which of them counts depends on both: the point is recounted)."""
         m = min(self.state.size, other.state.size)
         if ((self.state[:m] & other.state[:m]) & ANSWERED_BIT).any():
             return False
+        a, b = self.qh[self.qh != 0], other.qh[other.qh != 0]
+        if a.size and b.size and np.intersect1d(a, b, assume_unique=False).size:
+            return False
+        qh = np.zeros(max(self.qh.size, other.qh.size), np.uint32)
+        qh[: self.qh.size] = self.qh
+        qh[: other.qh.size] |= other.qh
+        self.qh = qh
+        self.qdups += other.qdups
         big, small = (self.state, other.state) if self.state.size >= other.state.size else (other.state, self.state)
         big = big.copy()
         big[: small.size] |= small
@@ -253,7 +335,7 @@ class PointAcc:
             "sampler": sampler, "base_task": base_task, "params": params,
             "manifold": _canonical(self.manifold),
             "n": c0 + c1 + c2 + c3, "correct": c0, "incorrect": c1, "invalid": c2, "truncated": c3,
-            "errors": int(np.count_nonzero(self.state == ERROR_BIT)),
+            "errors": int(np.count_nonzero(self.state == ERROR_BIT)), "duplicates": int(self.qdups),
             "guess": round(g0, 9), "guess_truncated": round(g1, 9),
             "prompt_tokens": int(self.ptok), "completion_tokens": k0 + k1 + k2 + k3,
             "completion_tokens_correct": k0, "completion_tokens_incorrect": k1,
@@ -284,7 +366,19 @@ class _Aggregator:
     De-duplication uses one state byte per (point, test index) in a shared slot array; the
     compression sample is taken from the tests that de-duplication keeps. Memory: O(points x largest
     index) plus one chunk of tests, not O(input).
+
+    Repeated questions: a kept test whose question (the hash of its text, `_QKEY`) an earlier
+    index of the same point already asked is not counted (`qdups`): identical requests get identical
+    answers, so a repeat is not a new trial. The first index counts. Each slot keeps its question key
+    (`qk`); a byte filter of (point, question) keys seen so far sends only the few tests whose key may
+    have been seen (or that share one within the chunk) to an exact check against the point's slots.
+    When a repeat arrives at a lower index than the one already counted (out-of-order input) the
+    counted one is taken out again: every counted slot keeps its outcome, tokens and guess chance
+    (`s_*`) for that.
     """
+
+    SLOT_ARRAYS = (("state", np.uint8), ("qk", np.uint64), ("s_out", np.uint8), ("s_ctok", np.int32),
+                   ("s_ptok", np.int32), ("s_guess", np.float64))
 
     def __init__(self) -> None:
         self.kid: dict[Key, int] = {}
@@ -299,8 +393,11 @@ class _Aggregator:
         self.ptok = np.zeros(cap, np.int64)
         self.ctok = np.zeros((cap, 4), np.int64)
         self.dups = np.zeros(cap, np.int64)
+        self.qdups = np.zeros(cap, np.int64)
         self.hazard = np.zeros((cap, 4, 16), np.int64)
-        self.state = np.zeros(1 << 16, np.uint8)
+        for name, dtype in self.SLOT_ARRAYS:  # per (point, test index) slot
+            setattr(self, name, np.zeros(1 << 16, dtype))
+        self.bloom: np.ndarray | None = None
         self.used = 0
         self.tests: list[Any] = []  # buffered test objects of this chunk, in stream order
         self.line_pid: list[int] = []  # point number of each buffered line
@@ -321,7 +418,7 @@ class _Aggregator:
         self.comp.append({})
         if pid >= self.base.size:
             n = 2 * self.base.size
-            for name in ("base", "cap", "counts", "guess", "ptok", "ctok", "dups", "hazard"):
+            for name in ("base", "cap", "counts", "guess", "ptok", "ctok", "dups", "qdups", "hazard"):
                 old = getattr(self, name)
                 new = np.zeros((n, *old.shape[1:]), old.dtype)
                 new[: old.shape[0]] = old
@@ -344,11 +441,15 @@ class _Aggregator:
             need = int(top[p]) + 1
             size = max(64, 1 << (need - 1).bit_length(), 2 * int(self.cap[p]))
             if self.used + size > self.state.size:
-                grown = np.zeros(max(2 * self.state.size, self.used + size), np.uint8)
-                grown[: self.used] = self.state[: self.used]
-                self.state = grown
+                n = max(2 * self.state.size, self.used + size)
+                for name, dtype in self.SLOT_ARRAYS:
+                    grown = np.zeros(n, dtype)
+                    grown[: self.used] = getattr(self, name)[: self.used]
+                    setattr(self, name, grown)
             old, oldcap = int(self.base[p]), int(self.cap[p])
-            self.state[self.used: self.used + oldcap] = self.state[old: old + oldcap]
+            for name, _ in self.SLOT_ARRAYS:
+                arr = getattr(self, name)
+                arr[self.used: self.used + oldcap] = arr[old: old + oldcap]
             self.base[p], self.cap[p] = self.used, size
             self.used += size
 
@@ -365,12 +466,10 @@ class _Aggregator:
         ptok = np.fromiter(map(f["prompt_tokens"], tests), np.int64, n)
         ctok = np.fromiter(map(f["completion_tokens"], tests), np.int64, n)  # as recorded (compression sample)
         guess = np.fromiter(map(f["guess_chance"], tests), np.float64, n)
+        qk = np.fromiter(map(_QKEY, map(f["question"], tests)), np.int64, n).view(np.uint64)
         self.tests, self.line_pid, self.line_len, self.nbuf = [], [], [], 0
-        where = None  # positions in `tests` of the rows kept below, when some are dropped
-        ok = idx >= 0
-        if not ok.all():
-            where = np.flatnonzero(ok)
-            pid, idx, code, trunc, ptok, ctok, guess = (a[where] for a in (pid, idx, code, trunc, ptok, ctok, guess))
+        where = None  # positions in `tests` of the rows kept below, when some are dropped (none: the
+        # decoder has checked every field's range)
         if not pid.size:
             return
         tok = np.maximum(ctok, 0)
@@ -396,15 +495,28 @@ class _Aggregator:
             self.dups[:P] += np.bincount(pid[a[~fresh]], minlength=P)
         sel = a[fresh]
         self.state[slot[sel]] |= ANSWERED_BIT
+        q = qk[sel]
+        has = np.flatnonzero(q)
+        if has.size:  # repeated questions: kept (the index is answered) but not counted
+            self.qk[slot[sel[has]]] = q[has]
+            rep = self._repeats(pid[sel[has]], idx[sel[has]], q[has])
+            if rep is not None:
+                self.qdups[:P] += np.bincount(pid[sel[has[rep]]], minlength=P)
+                keep = np.ones(sel.size, bool)
+                keep[has[rep]] = False
+                sel = sel[keep]
         p, tr = pid[sel], trunc[sel]
         outcome = np.where(tr, forensics.TRUNCATED, code[sel])
+        cs = slot[sel]  # what a counted test added, to take it out if a lower index repeats its question
+        self.state[cs] |= COUNTED_BIT
+        self.s_out[cs], self.s_ctok[cs], self.s_ptok[cs], self.s_guess[cs] = outcome, tok[sel], ptok[sel], guess[sel]
         po = p * 4 + outcome
         self.counts[:P] += np.bincount(po, minlength=4 * P).reshape(P, 4)
         self.guess[:P] += np.bincount(p * 2 + tr, weights=guess[sel], minlength=2 * P).reshape(P, 2)
         self.ptok[:P] += np.bincount(p, weights=ptok[sel], minlength=P).astype(np.int64)
         c = tok[sel]
         self.ctok[:P] += np.bincount(po, weights=c, minlength=4 * P).reshape(P, 4).astype(np.int64)
-        bucket = c // forensics.HAZARD_BUCKET
+        bucket = np.minimum(c // forensics.HAZARD_BUCKET, forensics.HAZARD_MAX_BUCKETS - 1)  # last: overflow
         if bucket.size and int(bucket.max()) >= self.hazard.shape[2]:
             nb = max(2 * self.hazard.shape[2], int(bucket.max()) + 1)
             grown = np.zeros((self.hazard.shape[0], 4, nb), np.int64)
@@ -427,15 +539,65 @@ class _Aggregator:
                                      ctok[sel[low]].tolist(), strict=True):
                 comp[q][i] = (o, *size(cctx, _answer_bytes(tests[j].answer)), k)
 
+    def _repeats(self, p: np.ndarray, i: np.ndarray, q: np.ndarray) -> np.ndarray | None:
+        """Mask of the kept tests (point p, index i, question key q) whose question the point has
+        already asked at a lower index; None when there is none (the usual case: no Python loop).
+        A test of this chunk that comes before the index counted so far for its question takes its
+        place: the earlier counted test is taken out of the point's aggregates (`_uncount`)."""
+        if self.bloom is None:
+            self.bloom = np.zeros(BLOOM, np.uint8)
+        h = ((q ^ (p.astype(np.uint64) * _GOLDEN)) & np.uint64(BLOOM - 1)).astype(np.intp)
+        cand = self.bloom[h] != 0  # maybe seen in an earlier chunk
+        self.bloom[h] = 1
+        hs = np.sort(h)
+        shared = hs[1:][hs[1:] == hs[:-1]]  # filter slots shared within the chunk
+        if shared.size:
+            cand |= np.isin(h, shared)
+        c = np.flatnonzero(cand)
+        if not c.size:
+            return None
+        rep = np.zeros(h.size, bool)
+        state, qk = self.state, self.qk
+        for j in c[np.lexsort((i[c], q[c], p[c]))].tolist():  # per point and question, lowest index first
+            pj, x = int(p[j]), int(i[j])
+            lo = int(self.base[pj])
+            hi = lo + int(self.cap[pj])
+            w = np.flatnonzero((qk[lo:hi] == q[j]) & ((state[lo:hi] & COUNTED_BIT) != 0))
+            if not w.size:
+                state[lo + x] |= COUNTED_BIT
+            elif w[0] < x:
+                rep[j] = True
+            else:  # counted in an earlier chunk, but this index comes first: swap them
+                self._uncount(pj, int(w[0]))
+                state[lo + x] |= COUNTED_BIT
+        return rep if rep.any() else None
+
+    def _uncount(self, pid: int, index: int) -> None:
+        """Take a counted test back out of its point's aggregates (it turned out to be a repeat)."""
+        sl = int(self.base[pid]) + index
+        o, k = int(self.s_out[sl]), int(self.s_ctok[sl])
+        self.counts[pid, o] -= 1
+        self.guess[pid, int(o == forensics.TRUNCATED)] -= self.s_guess[sl]
+        self.ptok[pid] -= int(self.s_ptok[sl])
+        self.ctok[pid, o] -= k
+        self.hazard[pid, o, min(k // forensics.HAZARD_BUCKET, forensics.HAZARD_MAX_BUCKETS - 1)] -= 1
+        self.comp[pid].pop(index, None)
+        self.qdups[pid] += 1
+        self.state[sl] &= ~np.uint8(COUNTED_BIT)
+
     def partials(self) -> dict[Key, PointAcc]:
         self.flush()
         out = {}
         for pid, key in enumerate(self.keys):
-            st = self.state[self.base[pid]: self.base[pid] + self.cap[pid]]
+            lo, hi = self.base[pid], self.base[pid] + self.cap[pid]
+            st = self.state[lo:hi]
             nz = np.flatnonzero(st)
-            out[key] = PointAcc(key, self.manifold[pid], st[: (int(nz[-1]) + 1 if nz.size else 0)].copy(),
+            end = int(nz[-1]) + 1 if nz.size else 0
+            qk = self.qk[lo:hi][:end]
+            out[key] = PointAcc(key, self.manifold[pid], st[:end] & np.uint8(ANSWERED_BIT | ERROR_BIT),
                                 self.counts[pid].copy(), self.guess[pid].copy(), int(self.ptok[pid]),
-                                self.ctok[pid].copy(), self.hazard[pid].copy(), self.comp[pid], int(self.dups[pid]))
+                                self.ctok[pid].copy(), self.hazard[pid].copy(), self.comp[pid], int(self.dups[pid]),
+                                ((qk & np.uint64(0xFFFFFFFF)) | (qk != 0)).astype(np.uint32), int(self.qdups[pid]))
         return out
 
 
@@ -463,7 +625,7 @@ class Partial:
     lines: int = 0
     tests: int = 0
     skipped: int = 0  # lines of another eval (identity filter)
-    bad: list[tuple[int, str]] = field(default_factory=list)  # (byte offset, message)
+    bad: list[tuple[int, str, int]] = field(default_factory=list)  # (byte offset, message, line or 0)
     torn: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -544,20 +706,28 @@ def run_job(job: Job, agg: _Aggregator | None = None) -> Partial:
 _OTHER_EVAL, _OTHER_POINT, _BAD_PARAMS = -1, -2, -3
 
 
+def _object_or_none(raw: bytes) -> dict | None:
+    try:
+        v = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return v if isinstance(v, dict) else None
+
+
 def _route(agg: _Aggregator, job: Job, s: Any, params: bytes) -> int:
     """Point number for a line's (identity, params), or why the line is not aggregated (< 0)."""
-    try:
-        p = orjson.loads(params)
-    except orjson.JSONDecodeError:
-        return _BAD_PARAMS
-    if not isinstance(p, dict):
+    p = _object_or_none(params)
+    if p is None:
         return _BAD_PARAMS
     if job.identity is not None and (s.model, s.template, s.sampler) != job.identity:
         return _OTHER_EVAL
-    key = (s.model, s.template, s.sampler, s.base_task, params_key(p))
+    try:
+        key = (s.model, s.template, s.sampler, s.base_task, params_key(p))
+    except (TypeError, ValueError):
+        return _BAD_PARAMS
     if job.keys is not None and key not in job.keys:
         return _OTHER_POINT
-    return agg.point(key, bytes(s.manifold))
+    return agg.point(key, b"{}")
 
 
 def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
@@ -574,8 +744,11 @@ def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
     tmp = job.path + ".evaluate-tmp"
     out = open(tmp, "wb") if job.inplace else None
     lines = tests = 0
+    lineno = 0 if job.start == 0 else -1  # line numbers are counted when the range starts the file
     try:
         for off, raw, complete in _iter_lines(job.path, job.start, job.end):
+            if lineno >= 0:
+                lineno += 1
             line = raw
             if regrader is not None and complete and not _blank(raw):
                 line = regrader.regrade(bytes(raw))
@@ -590,7 +763,7 @@ def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
                 s = decode(line)
             except errors as exc:
                 if not _blank(line):
-                    part.bad.append((off, str(exc)))
+                    part.bad.append((off, _describe(line, exc), max(lineno, 0)))
                 continue
             rk = (s.model, s.template, s.sampler, s.base_task, bytes(s.params))
             pid = route.get(rk)
@@ -598,14 +771,21 @@ def _run_job(job: Job, agg: _Aggregator | None) -> Partial:
                 pid = route[rk] = _route(agg, job, s, rk[4])
             if pid < 0:
                 if pid == _BAD_PARAMS:
-                    part.bad.append((off, "params must be an object"))
+                    part.bad.append((off, f"params = {_show(bytes(s.params).decode('utf-8', 'replace'))}: "
+                                          "expected a JSON object", max(lineno, 0)))
                     continue
                 lines += 1
                 part.skipped += pid == _OTHER_EVAL
                 continue
-            lines += 1
             if manifold[pid] == b"{}":
-                agg.point(agg.keys[pid], bytes(s.manifold))
+                mf = bytes(s.manifold)
+                if mf != b"{}":
+                    if _object_or_none(mf) is None:
+                        part.bad.append((off, f"manifold = {_show(mf.decode('utf-8', 'replace'))}: "
+                                              "expected a JSON object", max(lineno, 0)))
+                        continue
+                    agg.point(agg.keys[pid], mf)
+            lines += 1
             t = s.tests
             agg.add(pid, t)
             tests += len(t)
@@ -659,7 +839,9 @@ class _Regrader:
         for t in d["tests"]:
             if not isinstance(t, dict) or t.get("status") == ERR:
                 continue
-            g = grade(task, str(t.get("answer") or ""), str(t.get("reference") or ""))
+            meta = t.get("meta")
+            g = grade(task, str(t.get("answer") or ""), str(t.get("reference") or ""),
+                      meta if isinstance(meta, dict) else None, truncated=t.get("truncated") is True)
             t["status"], t["extracted"] = g.status, g.extracted
         return orjson.dumps(d)
 
@@ -754,6 +936,7 @@ class EvaluateResult:
     tests: int = 0
     skipped_lines: int = 0
     duplicates: int = 0
+    repeated: int = 0  # answered tests not counted because their point had asked the question before
     points_written: int = 0
     points_deleted: int = 0
     points_total: int = 0
@@ -770,7 +953,8 @@ class EvaluateResult:
         return (f"{self.db}: {self.points_total} points; read {self.files_read} of {self.files_total} files "
                 f"({self.files_unchanged} unchanged, {self.files_removed} removed), {self.tests} tests in "
                 f"{self.seconds:.2f}s ({rate:,.0f} tests/s); wrote {self.points_written} points, deleted "
-                f"{self.points_deleted}; {self.duplicates} duplicate tests, {len(self.errors)} bad lines"
+                f"{self.points_deleted}; {self.duplicates} duplicate tests, {self.repeated} repeated questions "
+                f"not counted, {len(self.errors)} bad lines"
                 + (f", {self.skipped_lines} lines of other evals skipped" if self.skipped_lines else ""))
 
 
@@ -792,7 +976,7 @@ class _Runner:
 
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
             self.pool = ProcessPoolExecutor(max_workers=min(parallel, len(jobs), os.cpu_count() or 1),
-                                            mp_context=ctx)
+                                            mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
             for j in sorted(jobs, key=lambda j: -(j.end - j.start)):  # longest first: balanced finish
                 self.futs[self.pool.submit(run_job, j)] = j
 
@@ -844,6 +1028,34 @@ class _Runner:
             self.pool = None
 
 
+def _worker_init(parent: int) -> None:
+    """Make a pool worker die with evaluate.py: after a kill -9 the pool's own shutdown never runs and
+    a worker busy with a long range would keep running (and holding memory) as an orphan.
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG). Everywhere: a
+    daemon thread checks twice a second that the parent is still the one that started the worker."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no libc symbol: the watcher below still works
+            pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    import threading
+
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
 def _run_jobs(jobs: list[Job], parallel: int, progress: bool, desc: str) -> list[Partial]:
     return _Runner(jobs, parallel, progress, desc).results()
 
@@ -861,6 +1073,18 @@ def _merge(parts: list[Partial], into: dict[Key, PointAcc] | None = None) -> tup
     return merged, conflicts
 
 
+def _recount(ordered: list[Partial], conflicts: set[Key]) -> dict[Key, PointAcc]:
+    """Points whose tests several ranges answered (or whose questions repeat across ranges) aggregated
+    again in one stream over every range, in (path, offset) order: the first answered occurrence of an
+    index wins, then the lowest index of a question."""
+    agg = _Aggregator()
+    for part in ordered:
+        j = part.job
+        run_job(Job(j.ordinal, j.path, j.start, j.end, j.identity, frozenset(conflicts), False, False,
+                    j.decoder), agg)
+    return agg.partials()
+
+
 @dataclass
 class _Source:
     path: str
@@ -870,8 +1094,24 @@ class _Source:
 
 def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, Any]], *, interview: bool,
               parallel: int | None, offline: bool, inplace: bool, progress: bool, decoder: str) -> EvaluateResult:
-    from reasonscape.pointsdb import PointsDB
+    from reasonscape.pointsdb import PointsDB, check_db_path
 
+    check_db_path(db_path)
+    created = not db_path.exists()
+    opened: list[bool] = []  # set once this run has created and opened the DB (not another process)
+    try:
+        return _evaluate_db(db_path, sources, eval_rows, interview=interview, parallel=parallel, offline=offline,
+                            inplace=inplace, progress=progress, decoder=decoder, PointsDB=PointsDB, opened=opened)
+    except BaseException:
+        if created and opened:  # a failed first run leaves no empty DB behind
+            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+
+
+def _evaluate_db(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, Any]], *, interview: bool,
+                 parallel: int | None, offline: bool, inplace: bool, progress: bool, decoder: str,
+                 PointsDB: Any, opened: list[bool]) -> EvaluateResult:  # noqa: N803 - class imported by the caller
     t0 = time.perf_counter()
     res = EvaluateResult(db_path)
     parallel = default_parallel() if parallel is None else max(1, int(parallel))
@@ -888,6 +1128,7 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
                              decoder=decoder, workers=workers)
             runner = _Runner(jobs, parallel, progress, "evaluate")
         db = PointsDB(db_path, read_only=False)
+        opened.append(True)
         known = {(r[0], r[1]): r for r in db.con.execute(
             "SELECT path, eval_id, size, mtime_ns, fingerprint, graded, bad_lines, first_error FROM files").fetchall()}
         if runner is None:
@@ -901,7 +1142,7 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
             if (s.path, s.eval_id) not in todo_keys and old is not None and old[6]:
                 res.errors.append(old[7] + (f" (and {old[6] - 1} more bad lines)" if old[6] > 1 else ""))
         if not todo and not removed:
-            _write_evals(db, eval_rows, interview)
+            _write_evals(db, eval_rows, interview, res=res)
             res.points_total = db.count()
             res.seconds = time.perf_counter() - t0
             return res
@@ -944,13 +1185,8 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
         # every partial merged in one (path, offset) order, so "first answer wins" is global
         ordered = sorted(parts + parts_extra, key=lambda p: (p.job.path, p.job.start, p.job.ordinal))
         merged, conflicts = _merge(ordered)
-        if conflicts:  # the same test answered in two ranges: recompute those points in one stream
-            shared = _Aggregator()
-            for part in ordered:
-                j = part.job
-                run_job(Job(j.ordinal, j.path, j.start, j.end, j.identity, frozenset(conflicts), False, False,
-                            decoder), shared)
-            merged.update(shared.partials())
+        if conflicts:  # the same test or question in two ranges: recompute those points in one stream
+            merged.update(_recount(ordered, conflicts))
 
         for part in parts:
             res.lines += part.lines
@@ -958,10 +1194,11 @@ def _evaluate(db_path: Path, sources: list[_Source], eval_rows: list[dict[str, A
             res.skipped_lines += part.skipped
             res.warnings.extend(part.warnings)
         res.duplicates = sum(merged[k].dups for k in touched if k in merged)
+        res.repeated = sum(merged[k].qdups for k in touched if k in merged)
         file_info = _file_info(parts, todo)
         for (path, _ev), info in sorted(file_info.items()):
-            for off, msg in sorted(info["bad"]):
-                res.errors.append(f"{path}:{_line_number(path, off)}: malformed NDJSON line ({msg})")
+            for off, msg, lineno in sorted(info["bad"]):
+                res.errors.append(f"{path}:{lineno or _line_number(path, off)}: malformed NDJSON line ({msg})")
         if db is None:
             db = PointsDB(db_path, read_only=False)
         _write(db, res, merged, touched, ids, file_info, stats, inplace, removed, graded, eval_rows, interview)
@@ -1048,7 +1285,8 @@ def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Ke
             st = os.stat(path)
             size, mtime, fp = st.st_size, st.st_mtime_ns, None
         bad = sorted(info["bad"])
-        first = f"{path}:{_line_number(path, bad[0][0])}: malformed NDJSON line ({bad[0][1]})" if bad else None
+        first = (f"{path}:{bad[0][2] or _line_number(path, bad[0][0])}: malformed NDJSON line ({bad[0][1]})"
+                 if bad else None)
         files.append((path, ev, size, mtime, fp or fingerprint(path, size), graded, info["lines"], info["tests"],
                       len(bad), first, sorted(ids[k] for k in info["keys"] if k in live)))
     con.execute("BEGIN TRANSACTION")
@@ -1056,6 +1294,12 @@ def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Ke
         db.delete_points(dead)
         db.write_points(rows)
         res.points_written, res.points_deleted = len(rows), len(dead)
+        configured = {r["eval_id"] for r in eval_rows}
+        kept_eval = [k for k in touched if k not in live and k in ids and _eval_id(*k[:3]) in configured]
+        if kept_eval and not interview:  # an eval still configured lost some files (deleted/moved folders)
+            res.warnings.append(f"deleted {len(kept_eval)} points of configured evals that no selected file holds "
+                                f"any more ({len(removed)} files no longer selected"
+                                + (f", e.g. {removed[0][0]})" if removed else ")"))
         gone = removed + [(f[0], f[1]) for f in files]
         if removed:
             con.execute("DELETE FROM files USING (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS e) g "
@@ -1082,19 +1326,30 @@ def _write(db, res: EvaluateResult, merged: dict[Key, PointAcc], touched: set[Ke
                 {"eval_id": make_eval_id(*t), "model": t[0], "template": t[1], "sampler": t[2], "label": t[0],
                  "groups": [], "facets": {}, "tags": [], "hf_id": None}
                 for t in seen if make_eval_id(*t) not in have]
-        _write_evals(db, eval_rows, interview, sync=bool(rows))
+        _write_evals(db, eval_rows, interview, sync=bool(rows), res=res)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def _write_evals(db, rows: list[dict[str, Any]], interview: bool, sync: bool = False) -> None:
-    """Bring the evals table up to date; copy eval groups/facets onto points when either changed."""
+def _write_evals(db, rows: list[dict[str, Any]], interview: bool, sync: bool = False,
+                 res: EvaluateResult | None = None) -> None:
+    """Bring the evals table up to date; copy eval groups/facets onto points when either changed.
+
+    In dataset mode the evals no longer in the config go, with their points (counted in `res`)."""
     from reasonscape.pointsdb import eval_values
 
     if not interview:
         keep = [r["eval_id"] for r in rows]
+        gone = db.con.execute("SELECT eval_id, label FROM evals WHERE eval_id NOT IN (SELECT unnest(?::VARCHAR[])) "
+                              "ORDER BY 1", [keep]).fetchall()
+        left = db.con.execute("SELECT count(*) FROM points WHERE eval_id NOT IN (SELECT unnest(?::VARCHAR[]))",
+                              [keep]).fetchone()[0]
+        if res is not None and gone:
+            res.points_deleted += left
+            res.warnings.append(f"removed {len(gone)} evals no longer in the dataset config, with their points: "
+                                + ", ".join(f"{r[0]} ({r[1]})" for r in gone[:5]) + (" ..." if len(gone) > 5 else ""))
         db.con.execute("DELETE FROM evals WHERE eval_id NOT IN (SELECT unnest(?::VARCHAR[]))", [keep])
         db.con.execute("DELETE FROM points WHERE eval_id NOT IN (SELECT unnest(?::VARCHAR[]))", [keep])
     current = {r[0]: r for r in db.con.execute(
@@ -1118,7 +1373,12 @@ def evaluate_dataset(dataset: str | Path, *, parallel: int | None = None, offlin
     ds = load_dataset(dataset)
     sources: list[_Source] = []
     for e in ds.evals:
-        for f in e.result_files():
+        files = e.result_files()
+        if not files:  # never read as "this eval has no points now": that would delete them
+            raise InputError(f"{e.cohort / 'evals.json'}: eval {e.eval_id} ({e.label}): evaluate.glob "
+                             f"'{e.glob}' matches no result file (fix the glob, pull the results with "
+                             f"data.py pull, or remove the eval from the cohort)")
+        for f in files:
             sources.append(_Source(str(f), e.eval_id, (e.model, e.template, e.sampler)))
     if inplace:
         _check_inplace_unique(sources)

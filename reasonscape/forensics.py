@@ -7,6 +7,8 @@ hazard counts are NumPy bincounts over whole chunks of tests, see evaluate._Aggr
   (correct / incorrect / invalid). Errors (requests that failed for good) have no outcome.
 * Hazard: for each outcome, how many completions ended in each completion-token bucket of
   HAZARD_BUCKET tokens (bucket k holds k*256 .. k*256+255). It is also the completion-length histogram.
+  The last of HAZARD_MAX_BUCKETS buckets holds every longer completion too (an overflow bucket, from
+  131,072 tokens on), so a wild token count cannot make the histogram huge.
   `hazard_curves` turns the counts into survival and hazard rates.
 * Compression: for the first COMPRESSION_SAMPLE tests of a point (test index < 32, the first round at
   any precision level) the answer's UTF-8 length and its zstd (level 3, no frame checksum/size)
@@ -27,6 +29,7 @@ import numpy as np
 OUTCOMES = ("correct", "incorrect", "invalid", "truncated")
 TRUNCATED = 3
 HAZARD_BUCKET = 256
+HAZARD_MAX_BUCKETS = 512  # bucket 511 is the overflow bucket: completions of 130,816 tokens or more
 COMPRESSION_SAMPLE = 32
 ZSTD_LEVEL = 3
 
@@ -48,7 +51,7 @@ def hazard_counts(outcome: np.ndarray, completion_tokens: np.ndarray, buckets: i
                   bucket: int = HAZARD_BUCKET) -> np.ndarray:
     """(4, buckets) counts of completions ending in each token bucket, per outcome."""
     outcome = np.asarray(outcome, dtype=np.int64)
-    b = np.maximum(np.asarray(completion_tokens, dtype=np.int64), 0) // bucket
+    b = np.minimum(np.maximum(np.asarray(completion_tokens, dtype=np.int64), 0) // bucket, HAZARD_MAX_BUCKETS - 1)
     nb = int(b.max()) + 1 if b.size else 0
     nb = max(nb, buckets or 0)
     return np.bincount(outcome * nb + b, minlength=4 * nb).reshape(4, nb) if nb else np.zeros((4, 0), np.int64)

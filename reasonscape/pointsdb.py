@@ -8,6 +8,7 @@ counters (`add_estimates`, reasonscape.stats). Schema and column meanings: docs/
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -22,7 +23,9 @@ from reasonscape.stats import add_estimates as _add_estimates
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+#: 2 added points.duplicates (repeated questions, not counted); a version-1 DB is upgraded in place
+#: by evaluate.py (which then re-reads every file), and refused by readers until then.
+SCHEMA_VERSION = 2
 
 EVALS_DDL = """
 CREATE TABLE IF NOT EXISTS evals (
@@ -55,6 +58,7 @@ POINT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("invalid", "INTEGER NOT NULL"),
     ("truncated", "INTEGER NOT NULL"),
     ("errors", "INTEGER NOT NULL"),
+    ("duplicates", "INTEGER NOT NULL"),
     ("guess", "DOUBLE NOT NULL"),
     ("guess_truncated", "DOUBLE NOT NULL"),
     ("prompt_tokens", "BIGINT NOT NULL"),
@@ -79,9 +83,13 @@ IDENTITY = ("model", "template", "sampler", "base_task", "params")
 #: Columns a default query returns (the forensic arrays are asked for by name or with columns="*").
 SUMMARY_COLUMNS = POINT_COLUMN_NAMES[: POINT_COLUMN_NAMES.index("hazard_bucket")]
 
-POINTS_DDL = ("CREATE TABLE IF NOT EXISTS points (\n    "
-              + ",\n    ".join(f"{c} {t}" for c, t in POINT_COLUMNS)
-              + ",\n    UNIQUE (model, template, sampler, base_task, params)\n)")
+def _points_ddl(table: str = "points") -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {table} (\n    "
+            + ",\n    ".join(f"{c} {t}" for c, t in POINT_COLUMNS)
+            + ",\n    UNIQUE (model, template, sampler, base_task, params)\n)")
+
+
+POINTS_DDL = _points_ddl()
 
 FILES_DDL = """
 CREATE TABLE IF NOT EXISTS files (
@@ -138,17 +146,35 @@ def parse_filters(filters: dict[str, Any] | str | None) -> dict[str, Any]:
     if not isinstance(filters, dict):
         raise InputError(f"--filters: expected a JSON object, got {type(filters).__name__}; "
                          f"valid keys: {valid_filter_keys()}")
+    for key in filters:
+        if not isinstance(key, str):
+            raise InputError(f"--filters: key {_short(key)} is not a string (valid: {valid_filter_keys()})")
     return filters
 
 
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: Numbers a filter compares are doubles: integers beyond +-2^53 would silently compare rounded.
+MAX_FILTER_INT = 1 << 53
+MAX_ID = (1 << 31) - 1
+
+
 def _values(key: str, v: Any) -> list[Any]:
-    vals = v if isinstance(v, list) else [v]
+    vals = v if isinstance(v, list | tuple) else [v]
     if not vals:
         raise InputError(f"--filters: '{key}' is an empty list")
     for x in vals:
         if x is not None and not isinstance(x, _SCALAR):
-            raise InputError(f"--filters: '{key}' values must be strings, numbers, booleans or null")
-    return vals
+            raise InputError(f"--filters: '{key}' values must be strings, numbers, booleans or null, "
+                             f"got {_short(x)}")
+        if isinstance(x, int) and not isinstance(x, bool) and not -MAX_FILTER_INT <= x <= MAX_FILTER_INT:
+            raise InputError(f"--filters: '{key}' value {_short(x)} is out of range (|x| <= 2^53)")
+        if isinstance(x, float) and not math.isfinite(x):
+            raise InputError(f"--filters: '{key}' value {x} is not a finite number")
+    return list(vals)
 
 
 def compile_filters(filters: dict[str, Any] | str | None, alias: str = "") -> tuple[str, list[Any]]:
@@ -173,8 +199,8 @@ def compile_filters(filters: dict[str, Any] | str | None, alias: str = "") -> tu
             params.extend(vals)
         elif key == "id":
             vals = _values(key, value)
-            if not all(isinstance(x, int) and not isinstance(x, bool) for x in vals):
-                raise InputError("--filters: 'id' values must be integers")
+            if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_ID for x in vals):
+                raise InputError(f"--filters: 'id' values must be point ids (integers 0..{MAX_ID})")
             clauses.append(f"{p}id IN ({', '.join('?' * len(vals))})")
             params.extend(vals)
         elif key == "groups":
@@ -222,6 +248,17 @@ def eval_values(r: dict[str, Any]) -> tuple:
             list(r.get("tags") or []), r.get("hf_id"))
 
 
+def _column_list(value: Any, what: str) -> list[str]:
+    """A column name or a non-empty list of them (names are checked by the caller)."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not names:
+        raise InputError(f"{what}: expected a column name or a non-empty list of them, got {_short(value)}")
+    for c in names:
+        if not isinstance(c, str):
+            raise InputError(f"{what}: {_short(c)} is not a column name")
+    return list(names)
+
+
 def _quote_ident(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise InputError(f"invalid column name '{name}'")
@@ -229,6 +266,26 @@ def _quote_ident(name: str) -> str:
 
 
 # -- the database -------------------------------------------------------------------------------
+
+def check_db_path(path: Path) -> None:
+    """A PointsDB path must name a file (existing or to be created): one InputError otherwise."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; a PointsDB is a file (e.g. {path / 'pointsdb.db'})")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{path}: {parent} is a file, not a directory")
+            break
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(12)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        if head and head[8:12] != b"DUCK":  # DuckDB's magic; an empty file is a new DB
+            raise InputError(f"{path}: not a DuckDB database (a PointsDB is a file evaluate.py writes; "
+                             "name a new file or an existing PointsDB)")
+
 
 class PointsDB:
     """A PointsDB file. Readers open it read-only (the default); evaluate.py opens it for writing."""
@@ -238,17 +295,72 @@ class PointsDB:
 
         self.path = Path(path)
         self.read_only = read_only
+        check_db_path(self.path)
         if read_only and not self.path.is_file():
             raise InputError(f"{self.path}: PointsDB not found (run evaluate.py first)")
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise InputError(f"{self.path}: cannot create its directory ({exc.strerror})") from None
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "not a valid DuckDB database" in first:
+                raise InputError(f"{self.path}: not a DuckDB database (a PointsDB is a file evaluate.py "
+                                 "writes; name a new file or an existing PointsDB)") from None
             raise RuntimeFailure(f"{self.path}: cannot open PointsDB ({first})") from None
+        version = self._version()
+        tables = self._tables() if version is None else []
+        if version is None and (read_only or tables):
+            self.con.close()
+            what = "a DuckDB database without PointsDB tables" if tables else "an empty PointsDB"
+            raise InputError(f"{self.path}: {what} (run evaluate.py to build one; name a new file for it)")
+        if version is not None and version != str(SCHEMA_VERSION):
+            if read_only or not version.isdigit() or int(version) > SCHEMA_VERSION:
+                self.con.close()
+                hint = ("run evaluate.py on its dataset to upgrade it" if version.isdigit()
+                        and int(version) < SCHEMA_VERSION else "it was written by another version of ReasonScape")
+                raise InputError(f"{self.path}: PointsDB schema version {version}, this version reads "
+                                 f"{SCHEMA_VERSION} ({hint})")
+            self._upgrade(version)
         if not read_only and not self._has_schema():
             self.ensure_schema()
+
+    def _tables(self) -> list[str]:
+        """Tables of the open DB (a DuckDB file that is not a PointsDB must not be written into)."""
+        return [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+
+    def _version(self) -> str | None:
+        if not self._has_meta():
+            return None
+        rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        return rows[0][0] if rows else None
+
+    def _upgrade(self, version: str) -> None:
+        """Bring an older DB to this schema in one transaction: new columns get their neutral value and
+        every file is marked for re-reading (the next evaluate run fills the new columns)."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for ddl in INDEXES:
+                con.execute("DROP INDEX IF EXISTS " + ddl.split(" IF NOT EXISTS ")[1].split(" ")[0])
+            have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() "
+                                              "WHERE table_name = 'points'").fetchall()}
+            con.execute(_points_ddl("points_upgrade"))
+            cols = ", ".join(_quote_ident(c) if c in have else f"0 AS {_quote_ident(c)}" for c in POINT_COLUMN_NAMES)
+            con.execute(f"INSERT INTO points_upgrade SELECT {cols} FROM points")
+            con.execute("DROP TABLE points")
+            con.execute("ALTER TABLE points_upgrade RENAME TO points")
+            con.execute("UPDATE files SET graded = 'upgraded-from-' || ?", [version])
+            for ddl in INDEXES:
+                con.execute(ddl)
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def _has_schema(self) -> bool:
         row = self.con.execute("SELECT value FROM duckdb_tables() t JOIN meta ON key = 'schema_version' "
@@ -281,15 +393,15 @@ class PointsDB:
         if columns == "*":
             cols = "*"
         else:
-            names = list(SUMMARY_COLUMNS) if columns is None else ([columns] if isinstance(columns, str) else columns)
+            names = list(SUMMARY_COLUMNS) if columns is None else _column_list(columns, "columns")
             bad = [c for c in names if c not in POINT_COLUMN_NAMES]
             if bad:
-                raise InputError(f"unknown point column '{bad[0]}' (valid: {', '.join(POINT_COLUMN_NAMES)})")
+                raise InputError(f"unknown point column {_short(bad[0])} (valid: {', '.join(POINT_COLUMN_NAMES)})")
             cols = ", ".join(_quote_ident(c) for c in names)
-        order = ["id"] if order_by is None else ([order_by] if isinstance(order_by, str) else order_by)
+        order = ["id"] if order_by is None else _column_list(order_by, "order_by")
         bad = [c for c in order if c not in POINT_COLUMN_NAMES]
         if bad:
-            raise InputError(f"unknown point column '{bad[0]}' to order by")
+            raise InputError(f"unknown point column {_short(bad[0])} to order by")
         return (f"SELECT {cols} FROM points WHERE {where} ORDER BY {', '.join(_quote_ident(c) for c in order)}",
                 params)
 
@@ -301,8 +413,13 @@ class PointsDB:
         or a list. `estimates=True` adds `<mode>_center`/`<mode>_margin` for all six modes (a list picks
         modes); the counter columns they need are added to the selection.
         """
+        if not isinstance(estimates, bool):
+            est = _column_list(estimates, "estimates")
+            bad = [m for m in est if m not in MODES]
+            if bad:
+                raise InputError(f"estimates: unknown mode {_short(bad[0])} (valid: {', '.join(MODES)})")
         if estimates and columns not in (None, "*"):
-            cols = [columns] if isinstance(columns, str) else list(columns)
+            cols = _column_list(columns, "columns")
             columns = cols + [c for c in ("correct", "n", "truncated", "guess", "guess_truncated") if c not in cols]
         sql, params = self._select(filters, columns, order_by)
         df = self.con.execute(sql, params).df()
@@ -350,9 +467,15 @@ class PointsDB:
             f"""SELECT base_task, count(*) AS points, count(DISTINCT eval_id) AS evals, sum(n) AS tests
                 FROM points WHERE {where} GROUP BY base_task ORDER BY base_task""", params).df()
 
-    def point(self, point_id: int) -> dict[str, Any]:
-        """All columns of one point (forensic arrays included) as a dict; unknown id is an InputError."""
-        df = self.query({"id": [int(point_id)]}, columns="*")
+    def point(self, point_id: int | str) -> dict[str, Any]:
+        """All columns of one point (forensic arrays included) as a dict; a malformed or unknown id is an
+        InputError."""
+        pid = point_id
+        if isinstance(pid, str) and re.fullmatch(r"\s*\d{1,10}\s*", pid):
+            pid = int(pid)
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid <= MAX_ID:
+            raise InputError(f"point id {_short(point_id)}: expected an integer 0..{MAX_ID}")
+        df = self.query({"id": [pid]}, columns="*")
         if df.empty:
             raise InputError(f"point id {point_id} not found in {self.path}")
         return df.iloc[0].to_dict()

@@ -102,13 +102,68 @@ _STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 
 
 def open_steps(path: str | Path) -> IO[bytes]:
-    """A binary line-iterable stream of a steps file, plain or zstd-compressed (`.zst`)."""
+    """A binary line-iterable stream of a steps file, plain or zstd-compressed (`.zst`).
+
+    A compressed file is checked as it is read: garbage, or a stream cut short (a copy or download
+    that did not finish), raises InputError naming the file instead of yielding the part that was
+    there (which would read as a valid, shorter run)."""
     if str(path).endswith(".zst"):
+        return io.BufferedReader(_ZstdReader(path), buffer_size=1 << 20)
+    return open(path, "rb")
+
+
+class _ZstdReader(io.RawIOBase):
+    """Raw reader of a zstd file (one or more frames) that fails on a torn or corrupt stream."""
+
+    def __init__(self, path: str | Path) -> None:
         import zstandard
 
-        raw = open(path, "rb")
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return open(path, "rb")
+        self.path = str(path)
+        self._fh = open(path, "rb")
+        self._dctx = zstandard.ZstdDecompressor()
+        self._error = zstandard.ZstdError
+        self._obj: Any = None  # the frame being decompressed
+        self._buf = memoryview(b"")
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf and not self._done:
+            self._fill()
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def _fill(self) -> None:
+        chunk = self._fh.read(1 << 20)
+        if not chunk:
+            if self._obj is not None:
+                raise InputError(f"{self.path}: truncated zstd stream (the file was cut short; "
+                                 "copy or pull it again)")
+            self._done = True
+            return
+        out = []
+        while chunk:
+            if self._obj is None:
+                self._obj = self._dctx.decompressobj()
+            try:
+                out.append(self._obj.decompress(chunk))
+            except self._error as exc:
+                raise InputError(f"{self.path}: not a valid zstd stream ({exc})") from None
+            if self._obj.eof:
+                chunk = self._obj.unused_data
+                self._obj = None
+            else:
+                chunk = b""
+        self._buf = memoryview(b"".join(out))
+
+    def close(self) -> None:
+        if not self.closed:
+            self._fh.close()
+        super().close()
 
 
 def steps_file(folder: str | Path) -> Path:

@@ -25,9 +25,20 @@ one-line errors naming task, field and allowed range), a generator drawing one t
 point's seeded RNG, a parser mapping a model's answer to the canonical form of the reference, a guess
 chance, and a nominal difficulty used by the simulated model.
 
-Answers are written between `<answer>` and `</answer>`; the grader also accepts `\\boxed{}`, an
-`Answer:` line or the last line (see `reasonscape/scoring.py`), ignores `<think>` blocks, and judges
-hedged or multiple answers invalid. `r12` = arithmetic, boolean, brackets, objects, shuffle, sort, dates,
+Params are typed strictly: an `int` param takes only a YAML/JSON integer (not `true`, `"3"` or `2.5`),
+a `float` param takes a number (an integer such as `1` is fine; nan and inf are not), a `bool` param
+only `true`/`false`. Every value in a param's allowed range is valid on its own; rules across params are
+listed under each task as *joint constraints* (a task without any accepts every combination of
+allowed values). Breaking one is a one-line error naming the task, the fields, their values and the
+rule. `tests/test_task_extremes.py` generates every task at every combination of its params' extremes.
+
+Answers are written between `<answer>` and `</answer>`; the grader also accepts `\\boxed{}` (with
+balanced braces), an `Answer:` line (with the block below it for multi-line answers), code fences and
+inline code, value statements ("the expression evaluates to X") or the last line (see
+`reasonscape/scoring.py`), ignores `<think>` blocks, and judges hedged or multiple answers invalid. A
+reply cut by the token limit is read only up to its last whole clause, and only answers the model marked
+count there. `tests/golden/` holds the labelled extraction set the grader must agree with (>= 99% per
+task). `r12` = arithmetic, boolean, brackets, objects, shuffle, sort, dates,
 letters, sequence, shapes, cars, tables; `m12x` has movies instead of tables.
 """
 
@@ -56,6 +67,9 @@ def _section(task: Task) -> list[str]:
         typ, allowed = _allowed(task, name)
         desc = f" — {field.description}" if field.description else ""
         lines.append(f"| `{name}` | {typ} | {allowed} | {field.default}{desc} |")
+    constraints = task.Params.constraints
+    lines += ["", "*Joint constraints:*" + ("" if constraints else " none.")]
+    lines += [f"- `{', '.join(c.fields)}`: {c.rule}" for c in constraints]
     doc = inspect.getdoc(type(task).difficulty)
     if doc and type(task).difficulty is not Task.difficulty:
         lines += ["", "*Difficulty (the simulated model's axis):* " + " ".join(doc.split())]

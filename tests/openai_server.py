@@ -7,6 +7,11 @@ the batch round-trip test can play vLLM with the very same answers (`vllm_output
 fixed status (401...), answer over-long prompts with llama-server's context error, delay answers, and
 be stopped and restarted on the same port (a dead endpoint that comes back). It counts requests and
 faults and records every Authorization header it saw.
+
+Hostile modes: `malformed=<kind>` answers HTTP 200 with one of the broken bodies of `MALFORMED`
+(`choices: []`, `choices: ["str"]`, `usage: "none"`, negative or huge token counts...), for the first
+`malformed_count` requests (None: always); `echo_auth` echoes the Authorization header in the 401 text
+(with `refuse_status`) and, with `echo_in_answer`, inside every answer's content, model and usage.
 """
 
 from __future__ import annotations
@@ -65,6 +70,41 @@ def completion_body(body: dict[str, Any], chat: bool) -> dict[str, Any]:
             "created": 0, "model": body.get("model", ""), "choices": [choice], "usage": usage}
 
 
+def _with(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(body))
+    out.update(changes)
+    return out
+
+
+def _with_usage(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(body))
+    out["usage"].update(changes)
+    return out
+
+
+#: 200 replies without a usable answer: kind -> broken body made from a good one.
+MALFORMED: dict[str, Any] = {
+    "empty_choices": lambda b: _with(b, choices=[]),
+    "choices_str": lambda b: _with(b, choices=["str"]),
+    "choices_object": lambda b: _with(b, choices={"0": b["choices"][0]}),
+    "choices_null": lambda b: _with(b, choices=None),
+    "no_message": lambda b: _with(b, choices=[{"index": 0, "finish_reason": "stop"}]),
+    "message_str": lambda b: _with(b, choices=[{"index": 0, "message": "hi", "finish_reason": "stop"}]),
+    "content_int": lambda b: _with(b, choices=[{"index": 0, "message": {"role": "assistant", "content": 5},
+                                                "finish_reason": "stop"}]),
+    "content_null": lambda b: _with(b, choices=[{"index": 0, "message": {"role": "assistant", "content": None},
+                                                 "finish_reason": "stop"}]),
+    "finish_int": lambda b: _with(b, choices=[{**b["choices"][0], "finish_reason": 7}]),
+    "usage_str": lambda b: _with(b, usage="none"),
+    "tokens_str": lambda b: _with_usage(b, prompt_tokens="many"),
+    "tokens_negative": lambda b: _with_usage(b, completion_tokens=-5),
+    "tokens_huge": lambda b: _with_usage(b, prompt_tokens=1e30),
+    "tokens_fraction": lambda b: _with_usage(b, completion_tokens=2.5),
+    "tokens_bool": lambda b: _with_usage(b, prompt_tokens=True),
+    "body_list": lambda b: [b],
+}
+
+
 def vllm_output_line(line: dict[str, Any], n: int) -> dict[str, Any]:
     """What `vllm run-batch` writes for one batch input line (same answers as the server)."""
     chat = line["url"].endswith("/chat/completions")
@@ -78,7 +118,8 @@ class FakeOpenAI:
 
     def __init__(self, *, delay: float = 0.0, fault_rate: float = 0.0, faults: tuple[str, ...] = FAULTS,
                  retry_after: str = "0", stall: float = 2.0, refuse_status: int | None = None, echo_auth: bool = False,
-                 context_chars: int | None = None, script: tuple[str, ...] = (), seed: int = 0, port: int = 0):
+                 context_chars: int | None = None, script: tuple[str, ...] = (), seed: int = 0, port: int = 0,
+                 malformed: str | None = None, malformed_count: int | None = None, echo_in_answer: bool = False):
         self.delay = delay
         self.fault_rate = fault_rate
         self.faults = faults
@@ -89,6 +130,12 @@ class FakeOpenAI:
         self.context_chars = context_chars
         self.script = list(script)
         self.port = port
+        if malformed is not None and malformed not in MALFORMED:
+            raise ValueError(f"unknown malformed kind {malformed}")
+        self.malformed = malformed
+        self.malformed_left = malformed_count
+        self.malformed_sent = 0
+        self.echo_in_answer = echo_in_answer
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -145,6 +192,15 @@ class FakeOpenAI:
 
     # -- decisions (under the lock) ----------------------------------------------------------
 
+    def _take_malformed(self) -> str | None:
+        with self._lock:
+            if self.malformed is None or self.malformed_left == 0:
+                return None
+            if self.malformed_left is not None:
+                self.malformed_left -= 1
+            self.malformed_sent += 1
+            return self.malformed
+
     def _admit(self, auth: str | None, path: str) -> str | None:
         """Count the request; return the fault to inject, if any."""
         with self._lock:
@@ -188,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -225,7 +281,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in ("/v1/chat/completions", "/v1/completions"):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
-        body = json.loads(raw)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._send(400, {"error": {"message": "request body is not JSON"}})
+            return
         if owner.context_chars is not None and len(prompt_of(body)) > owner.context_chars:
             self._send(400, {"error": {"code": 400, "type": "exceed_context_size_error",
                                        "message": "the request exceeds the available context size, "
@@ -233,9 +293,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if owner.delay:
             time.sleep(owner.delay)
+        reply: Any = completion_body(body, chat=self.path.endswith("/chat/completions"))
+        if owner.echo_in_answer:
+            choice = reply["choices"][0]
+            echo = f" (you sent Authorization: {self.headers.get('Authorization')})"
+            if "message" in choice:
+                choice["message"]["content"] += echo
+            else:
+                choice["text"] += echo
+            reply["model"] += echo  # stored in the cache too
+            reply["usage"]["authorization"] = self.headers.get("Authorization")
+        kind = owner._take_malformed()
+        if kind is not None:
+            reply = MALFORMED[kind](reply)
         try:
-            self._send(200, completion_body(body, chat=self.path.endswith("/chat/completions")))
+            self._send(200, reply)
         except OSError:
+            return
+        if kind is not None:
             return
         with owner._lock:
             owner.answered += 1

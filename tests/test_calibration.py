@@ -54,3 +54,11 @@ def test_missing_tokenizer_is_a_one_line_error(tmp_path):
     with pytest.raises(InputError, match=r"--tokenizer .*nope: cannot load a tokenizer") as info:
         load_token_counter(str(tmp_path / "nope"))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("target", [-5, 0, True, "lots", 1.5])
+def test_calibrate_rejects_a_target_that_is_not_a_token_count(counter, target):
+    with pytest.raises(InputError, match="target_tokens .* is not a positive whole number"):
+        calibrate(get_task("tables"), {"format": "csv"}, target, counter, 42)
+    with pytest.raises(InputError, match="needs a calibrated task"):
+        calibrate(get_task("arithmetic"), {}, 100, counter, 42)

@@ -108,12 +108,82 @@ def test_grid_expansion_is_a_cartesian_product_with_resolved_defaults(tmp_path):
 
 
 def test_calibrate_mode_needs_a_tokenizer_and_target_tokens(tmp_path):
-    path = _write(tmp_path, "name: x\ntasks:\n  - name: arithmetic\n    mode: calibrate\n    grids: {g: {length: 8}}\n")
-    with pytest.raises(ConfigError, match="calibrate mode needs target_tokens"):
+    path = _write(tmp_path, "name: x\ntasks:\n  - name: tables\n    mode: calibrate\n    grids: {g: {format: csv}}\n")
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.grids\.g: calibrate mode needs target_tokens"):
+        load_config(path)
+    path = _write(tmp_path, "name: x\ntasks:\n  - name: arithmetic\n    mode: calibrate\n"
+                            "    grids: {g: {length: 8, target_tokens: 100}}\n")
+    with pytest.raises(ConfigError, match="task 'arithmetic' has no calibrated parameter"):
         load_config(path)
 
 
 def test_pending_scripts_say_so_in_one_line():
-    out = subprocess.run([sys.executable, str(ROOT / "analyze.py"), "scores", "data/r12.json"],
+    out = subprocess.run([sys.executable, str(ROOT / "probe.py"), "failure", "data/r12.json"],
                          capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "not built yet" in out.stderr
+
+
+def _shipped_and_mixed(tmp_path):
+    mixed = _write(tmp_path, "name: m\ntasks:\n  - name: arithmetic\n    grids:\n"
+                             "      a: {length: [4, 8], prob_dewhitespace: [0, 0.5, 1]}\n"
+                             "      b: [{length: 4, prob_dewhitespace: 0.0}, {length: 30, min_value: -99, max_value: 99}]\n"
+                             "  - name: boolean\n    grids: {n: {format: [ON_OFF, BINARY], prob_not: 0}}\n", "mixed.yaml")
+    return [*sorted((ROOT / "configs").glob("*.yaml")), mixed]
+
+
+def test_fast_expansion_equals_per_point_validation(tmp_path):
+    """The lean path (no model per point, for a validated config) gives exactly the validated points."""
+    from reasonscape.manifold import iter_points
+
+    for path in _shipped_and_mixed(tmp_path):
+        cfg = load_config(path)
+        names = [t.name for t in cfg.tasks if t.mode != "calibrate"]
+        fast = expand_points(cfg, tasks=names)
+        slow = list(iter_points(cfg, tasks=names, fast=False))
+        assert [p.key for p in fast] == [p.key for p in slow], path.name
+        assert [(p.params, list(p.params), p.manifold) for p in fast] == \
+               [(p.params, list(p.params), p.manifold) for p in slow], path.name
+    mixed = expand_points(load_config(tmp_path / "mixed.yaml"))
+    assert len(mixed) == 6 + 1 + 2  # b's first point equals a's (length 4, no dewhitespace): kept once
+    assert {type(p.params["prob_dewhitespace"]) for p in mixed if p.base_task == "arithmetic"} == {float}
+
+
+def test_count_points_counts_without_expanding(tmp_path):
+    from reasonscape.manifold import count_points, iter_points
+
+    for path in _shipped_and_mixed(tmp_path):
+        cfg = load_config(path)
+        names = [t.name for t in cfg.tasks if t.mode != "calibrate"]
+        n = len(expand_points(cfg, tasks=names))
+        assert count_points(cfg, tasks=names) >= n
+    assert count_points(load_config(tmp_path / "mixed.yaml")) == 6 + 2 + 2
+    big = _write(tmp_path, "name: big\ntasks:\n  - name: arithmetic\n    grids:\n      g:\n"
+                           f"        length: {list(range(2, 101))}\n        max_depth: {list(range(9))}\n"
+                           f"        min_value: {list(range(-99, 1))}\n        max_value: {list(range(10, 20))}\n",
+                 "big.yaml")
+    cfg = load_config(big)
+    assert count_points(cfg) == 99 * 9 * 100 * 10
+    first = next(iter_points(cfg))  # lazy: the first point comes without making the other 890,999
+    assert first.params["length"] == 2 and first.params["max_value"] == 10
+
+
+def test_yaml_reads_like_a_user_expects(tmp_path):
+    """1e-2 is a number, a BOM is fine, anchors and merge keys (with overrides) work."""
+    path = tmp_path / "c.yaml"
+    path.write_bytes("\ufeffname: x\nprecision:\n  base: &b {count: 8, targetci: 1e-1, maxrounds: 2}\n"
+                     "  more: {<<: *b, maxrounds: 4}\ntasks:\n  - name: arithmetic\n    grids: {g: {length: 8}}\n"
+                     .encode())
+    cfg = load_config(path)
+    assert cfg.precision["base"].targetci == 0.1 and cfg.precision["more"].maxrounds == 4
+    assert cfg.precision["more"].count == 8
+
+
+def test_valid_views_and_filters_load(tmp_path):
+    path = _write(tmp_path, "name: x\ntasks:\n  - name: tables\n    mode: calibrate\n    grids:\n"
+                            "      t: {target_tokens: [500, 1000], format: csv}\n    views:\n"
+                            "      - view: a\n        group_by: [manifold.target_tokens, params.operation]\n"
+                            "        facet_by: facets.arch\n        filters: {manifold.id: t, params.format: [csv, json],"
+                            " params.num_rows: null, facets.size: large, groups: [[arch:moe], [size:small]],"
+                            " base_task: tables, manifold.target_tokens: 500}\n")
+    view = load_config(path).tasks[0].views[0]
+    assert view.facet_by == "facets.arch" and view.filters["params.format"] == ["csv", "json"]

@@ -89,9 +89,13 @@ def expected(recs: list[StepRecord]) -> dict[tuple, dict]:
                 e["answered"][t.index] = t
     res = {}
     for key, e in out.items():
-        ts = list(e["answered"].values())
+        first: dict[str, TestResult] = {}  # a repeated question counts once: at its lowest answered index
+        for i in sorted(e["answered"]):
+            t = e["answered"][i]
+            first.setdefault(t.question, t)
+        ts = list(first.values())
         unt = [t for t in ts if not t.truncated]
-        res[key] = {"n": len(ts), "correct": sum(t.status == "correct" for t in unt),
+        res[key] = {"n": len(ts), "duplicates": len(e["answered"]) - len(ts), "correct": sum(t.status == "correct" for t in unt),
                     "incorrect": sum(t.status == "incorrect" for t in unt),
                     "invalid": sum(t.status not in ("correct", "incorrect") for t in unt),
                     "truncated": sum(t.truncated for t in ts), "errors": len(e["error"] - set(e["answered"])),
@@ -162,7 +166,8 @@ def test_counts_match_a_plain_recount_of_the_records(tmp_path):
     assert set(got) == set(want)
     for key, e in want.items():
         g = got[key]
-        for col in ("n", "correct", "incorrect", "invalid", "truncated", "errors", "completion_tokens", "prompt_tokens"):
+        for col in ("n", "correct", "incorrect", "invalid", "truncated", "errors", "completion_tokens", "prompt_tokens",
+                    "duplicates"):
             assert g[col] == e[col], (key, col)
         assert g["guess"] == pytest.approx(e["guess"]) and g["guess_truncated"] == pytest.approx(e["guess_truncated"])
         assert g["eval_id"] == eval_id(*key[:3])
@@ -512,3 +517,105 @@ def test_compressed_result_folders_evaluate_like_plain_ones(tmp_path):
 
     with pytest.raises(InputError, match="is compressed"):
         evaluate_interview(str(packed), tmp_path / "c.db", offline=True, inplace=True, progress=False)
+
+
+# -- repeated questions (issue 19): a point's distinct questions are its trials ------------------------
+
+def _repeat_questions(folder: Path, period: int) -> list[StepRecord]:
+    """Rewrite a folder's records so that test i asks question i % period (a tiny question space)."""
+    path = folder / "result-steps.ndjson"
+    recs = []
+    for line in path.read_bytes().splitlines():
+        rec = StepRecord.from_dict(orjson.loads(line))
+        for t in rec.tests:
+            t.question = f"What is question {t.index % period}?"
+        recs.append(rec)
+    path.write_bytes(b"".join(r.to_line() for r in recs))
+    return recs
+
+
+def test_repeated_questions_count_once_at_their_first_index(tmp_path):
+    folder = tmp_path / "run"
+    write_folder(folder, "ModelA", [(arith(3), range(0, 40)), (arith(4), range(0, 24))], per_line=8, p_error=0.1)
+    recs = _repeat_questions(folder, 6)
+    db = tmp_path / "i.db"
+    res = ev.evaluate_interview(str(folder), db, parallel=1, progress=False)
+    want = expected(recs)
+    got = stored(db)
+    assert res.exit_code == 0 and set(got) == set(want)
+    for key, e in want.items():
+        assert e["n"] <= 6 and e["duplicates"] > 0
+        assert {c: got[key][c] for c in e} == {c: pytest.approx(v) for c, v in e.items()}
+    assert res.repeated == sum(e["duplicates"] for e in want.values())
+    with PointsDB(db) as d:
+        p = d.point(1)
+    # forensics follow the counted tests: the hazard histogram sums to n, compression samples counted indexes
+    assert sum(sum(p[f"hazard_{o}"]) for o in ("correct", "incorrect", "invalid", "truncated")) == p["n"]
+    assert len(set(p["compression_index"])) == len(p["compression_index"]) <= p["n"]
+
+
+def test_repeats_out_of_index_order_and_split_ranges_give_the_same_db(tmp_path, monkeypatch):
+    """Lines in reverse index order (a repeat read before its first index), ranges split over workers,
+    several folders, both decoders: one DB, equal to the oracle."""
+    ds, _ = make_dataset(tmp_path, models={"ModelA": ["arch:dense"]}, folders_per_model=2,
+                         points=[(arith(n), range(0, 48)) for n in range(2, 6)], p_error=0.05)
+    recs = []
+    for folder in sorted((tmp_path / "data" / "demo" / "ModelA").glob("2025-*")):
+        rs = _repeat_questions(folder, 7)
+        rs.sort(key=lambda r: -r.tests[0].index)  # highest indexes first
+        for r in rs:
+            r.tests.reverse()
+        (folder / "result-steps.ndjson").write_bytes(b"".join(r.to_line() for r in rs))
+        recs += rs
+    db = tmp_path / "data" / "pointsdb-demo.db"
+    ev.evaluate_dataset(ds, parallel=1, progress=False)
+    ref = db_digest(db)
+    want = expected(recs)
+    got = stored(db)
+    for key, e in want.items():
+        assert {c: got[key][c] for c in e} == {c: pytest.approx(v) for c, v in e.items()}
+    monkeypatch.setattr(ev, "CHUNK_TESTS", 5)  # a repeat and its first index in different chunks: swapped
+    db.unlink()
+    ev.evaluate_dataset(ds, parallel=1, progress=False)
+    assert db_digest(db) == ref
+    monkeypatch.setattr(ev, "SPLIT_BYTES", 6_000)
+    for decoder in ("auto", "orjson"):
+        db.unlink()
+        ev.evaluate_dataset(ds, parallel=2, progress=False, decoder=decoder)
+        assert db_digest(db) == ref, decoder
+
+
+def test_records_without_questions_are_not_deduplicated(tmp_path):
+    folder = tmp_path / "run"
+    write_folder(folder, "ModelA", [(arith(3), range(0, 16))], per_line=8)
+    path = folder / "result-steps.ndjson"
+    old = []
+    for line in path.read_bytes().splitlines():
+        d = orjson.loads(line)
+        for t in d["tests"]:
+            del t["question"]  # a writer that did not record questions
+        old.append(orjson.dumps(d))
+    path.write_bytes(b"\n".join(old) + b"\n")
+    res = ev.evaluate_interview(str(path), tmp_path / "i.db", progress=False)
+    [(_, got)] = stored(tmp_path / "i.db").items()
+    assert res.repeated == 0 and got["duplicates"] == 0 and got["n"] + got["errors"] == 16
+
+
+def test_a_version_1_db_is_refused_by_readers_and_upgraded_by_evaluate(tmp_path):
+    ds, _ = make_dataset(tmp_path, models={"ModelA": ["arch:dense"]})
+    db = tmp_path / "data" / "pointsdb-demo.db"
+    ev.evaluate_dataset(ds, parallel=1, progress=False)
+    ref = db_digest(db)
+    import duckdb
+
+    con = duckdb.connect(str(db))  # make it what version 1 wrote: no duplicates column
+    con.execute("DROP INDEX points_eval_id")
+    con.execute("DROP INDEX points_base_task")
+    con.execute("ALTER TABLE points DROP COLUMN duplicates")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(ev.InputError, match="schema version 1.*run evaluate.py"):
+        PointsDB(db)
+    res = ev.evaluate_dataset(ds, parallel=1, progress=False)
+    assert res.files_read == 1  # every file is read again to fill the new column
+    assert db_digest(db) == ref

@@ -59,3 +59,31 @@ def test_compressed_steps_read_like_plain_ones(tmp_path):
     assert [r.tests[0].index for r in read_steps(path)] == [0, 1]
     (folder / "result-steps.ndjson").write_bytes(data[:10])  # a plain file wins: it is the live one
     assert steps_file(folder).name == "result-steps.ndjson"
+
+
+def test_a_torn_or_garbage_zst_steps_file_is_an_error_naming_it(tmp_path):
+    """A compressed steps file cut short (or not zstd at all) must not read as a shorter run."""
+    import zstandard
+
+    from reasonscape.errors import InputError
+    from reasonscape.records import open_steps
+
+    data = b"".join(b'{"model": "m", "i": %d}\n' % i for i in range(20000))
+    packed = zstandard.ZstdCompressor().compress(data)
+    good = tmp_path / "good.ndjson.zst"
+    good.write_bytes(packed + packed)  # two frames read as one stream
+    with open_steps(good) as fh:
+        assert fh.read() == data + data
+    for name, damaged, words in (("torn", packed[: len(packed) // 2], "truncated zstd stream"),
+                                 ("garbage", b"not zstd" * 40, "not a valid zstd stream"),
+                                 ("tail", packed + b"junk", "not a valid zstd stream")):
+        path = tmp_path / f"{name}.ndjson.zst"
+        path.write_bytes(damaged)
+        with pytest.raises(InputError, match=words) as info, open_steps(path) as fh:
+            for _ in fh:
+                pass
+        assert str(path) in str(info.value)
+    empty = tmp_path / "empty.ndjson.zst"
+    empty.write_bytes(b"")
+    with open_steps(empty) as fh:
+        assert fh.read() == b""

@@ -218,3 +218,31 @@ def test_folder_lock_excludes_a_second_writer_and_leaves_no_file(tmp_path):
             with folder_lock(tmp_path):
                 pass
     assert not (tmp_path / LOCK_FILE).exists()
+
+
+@pytest.mark.parametrize("response", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFF\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello",
+])
+def test_transport_refuses_absurd_body_sizes(response):
+    """A hostile server cannot make the client allocate what it announces: a protocol error (retried)."""
+    async def main() -> None:
+        server, port = await _serve_raw(response)
+        try:
+            async with httpx.AsyncClient(transport=FastHTTPTransport()) as client:
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await client.post(f"http://127.0.0.1:{port}/x", content=b"abc")
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_retry_after_that_is_not_a_finite_number_is_ignored():
+    from reasonscape.runner.client import _retry_after
+
+    assert _retry_after(httpx.Headers({"retry-after": "2.5"})) == 2.5
+    for value in ("nan", "inf", "-inf", "soon"):
+        assert _retry_after(httpx.Headers({"retry-after": value})) is None
+    assert RetryPolicy(max_retry_after=300).delay(0, 1e308, __import__("random").Random(0)) == 300

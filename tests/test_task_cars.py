@@ -21,9 +21,14 @@ POINTS = [
     {"complexity": 3, "moves": 15, "num_cars": 8, "num_people": 10, "confounders": 3},
     {"complexity": 4, "moves": 25, "num_cars": 12, "num_people": 24, "confounders": 10},
     {"complexity": 4, "moves": 8, "num_cars": 4, "num_people": 1, "confounders": 2},
+    # one car can carry more people than "twelve" (issue 19: the occupancy phrase crashed)
+    {"complexity": 4, "moves": 40, "num_cars": 3, "num_people": 24, "confounders": 0},
+    {"complexity": 4, "moves": 30, "num_cars": 5, "num_people": 22, "confounders": 1},
 ]
-WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_UNITS = "zero one two three four five six seven eight nine".split()
+WORDS = {w: i for i, w in enumerate(_UNITS + "ten eleven twelve thirteen fourteen fifteen sixteen "
+                                              "seventeen eighteen nineteen twenty".split())}
+WORDS |= {f"twenty-{u}": 20 + i for i, u in enumerate(_UNITS) if i}
 NOOPS = [
     r"\w+ waves at [\w ]+\.",
     r"The driver of the \w+ car honks the horn\.",
@@ -53,7 +58,7 @@ class Line:
             hits = [c for c in self.cars if not c["riders"]]
         elif m := re.fullmatch(r"the (\w+) car", ref):
             hits = [c for c in self.cars if c["colour"] == m[1]]
-        elif m := re.fullmatch(r"the car carrying exactly (\w+) (?:person|people)", ref):
+        elif m := re.fullmatch(r"the car carrying exactly ([\w-]+) (?:person|people)", ref):
             hits = [c for c in self.cars if len(c["riders"]) == WORDS[m[1]]]
         elif m := re.fullmatch(r"the car carrying (\w+)", ref):
             hits = [c for c in self.cars if m[1] in c["riders"]]
@@ -175,3 +180,13 @@ def test_difficulty_grows_with_moves_and_complexity() -> None:
         {"moves": 12, "complexity": 3, "num_cars": 8},
         {"moves": 30, "complexity": 4, "num_cars": 12, "num_people": 20, "confounders": 10})]
     assert 0.1 < d[0] < d[1] < d[2] < d[3] < 4.0
+
+
+def test_occupancy_phrase_names_counts_above_twelve() -> None:
+    """Issue 19: a car carrying 13..24 people used to crash the occupancy phrase (IndexError)."""
+    point = {"complexity": 4, "moves": 40, "num_cars": 3, "num_people": 24, "confounders": 0}
+    counts = set()
+    for t in generate_tests(TASK, point, global_seed=5, stop=64):
+        counts |= {WORDS[w] for w in re.findall(r"carrying exactly ([\w-]+) people", t.question)}
+        assert t.reference == str(solve(t.question))
+    assert max(counts) > 12

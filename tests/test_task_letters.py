@@ -102,3 +102,63 @@ def test_difficulty_grows_with_load() -> None:
     mid = TASK.difficulty(TASK.validate({}))
     hard = TASK.difficulty(TASK.validate({"target_words": 40, "confounders": 30, "target_letters": 3}))
     assert 0.1 < easy < mid < 1.0 < hard < 3.5
+
+
+def _repeated_slots(question: str) -> int:
+    """Word slots whose word (ignoring case) already appeared earlier in the list."""
+    words = [w.lower() for w in question.split("\n", 1)[1].split()]
+    return len(words) - len(set(words))
+
+
+@pytest.mark.parametrize("point", [
+    {"repeat_prob": 0.0, "target_words": 60, "confounders": 60, "letter_frequency": "any", "target_letters": 3},
+    {"repeat_prob": 0.0, "target_words": 25, "confounders": 0, "letter_frequency": "rare",
+     "min_length": 3, "max_length": 3, "target_letters": 3},
+    {"repeat_prob": 0.0, "target_words": 5, "confounders": 4, "letter_frequency": "any",
+     "min_length": 12, "max_length": 12},
+    {"repeat_prob": 0.4, "target_words": 40, "confounders": 20},
+    {"repeat_prob": 1.0, "target_words": 60, "confounders": 60, "letter_frequency": "rare", "case_mutation": 1.0},
+])
+def test_meta_repeats_is_the_number_of_repeated_words_in_the_question(point: dict) -> None:
+    """Issue 19: repeat_prob 0.0 still repeated words while meta said 0. Now a slot repeats a word only
+    by repeat_prob, and meta counts exactly the repeated slots shown."""
+    for t in generate_tests(TASK, point, global_seed=11, stop=64):
+        assert t.meta["repeats"] == _repeated_slots(t.question)
+        assert t.reference == str(solve(t.question))
+        if point["repeat_prob"] == 0.0:
+            assert t.meta["repeats"] == 0
+        if point["repeat_prob"] == 1.0:
+            assert t.meta["repeats"] == point["target_words"] - 1
+
+
+@pytest.mark.parametrize(("point", "fields"), [
+    ({"target_words": 60, "min_length": 12, "max_length": 14},
+     "letter_frequency = 'common', target_letters = 1, min_length = 12, max_length = 14, target_words = 60"),
+    ({"target_words": 3, "confounders": 13, "letter_frequency": "rare", "min_length": 12, "max_length": 12},
+     "letter_frequency = 'rare'"),
+    ({"min_length": 12, "max_length": 3}, "min_length = 12, max_length = 3"),
+])
+def test_too_few_distinct_words_is_a_named_joint_constraint(point: dict, fields: str) -> None:
+    with pytest.raises(InputError) as exc:
+        TASK.validate(point)
+    msg = str(exc.value)
+    assert msg.startswith("letters: ") and fields in msg and "joint constraint" in msg and "\n" not in msg
+
+
+def test_feasibility_counts_match_a_direct_count_of_the_word_file() -> None:
+    """The joint constraint is decided from vectorised counts; recount a few settings word by word."""
+    from importlib import resources
+    from itertools import combinations
+
+    from reasonscape.tasks.letters import LETTER_POOLS, _letter_sets
+
+    words = resources.files("reasonscape").joinpath("data/letters/words.txt").read_text().split()
+    for freq, n, lo, hi, need_t, need_o in [("rare", 1, 3, 3, 5, 10), ("any", 2, 12, 14, 6, 4),
+                                            ("common", 3, 8, 14, 60, 60), ("uncommon", 1, 3, 14, 60, 0)]:
+        expected = []
+        for combo in combinations(LETTER_POOLS[freq], n):
+            sized = [w for w in words if lo <= len(w) <= hi]
+            t = sum(any(c in w for c in combo) for w in sized)
+            if t >= max(3, need_t) and len(sized) - t >= need_o:
+                expected.append("".join(combo))
+        assert list(_letter_sets(freq, n, lo, hi, need_t, need_o)) == expected

@@ -35,8 +35,31 @@ TABLE = load_table()
 
 def read_question(q: str) -> tuple[list[str], dict[str, str]]:
     refs = [re.sub(r": genres .*$", "", ln[2:]) for ln in q.splitlines() if ln.startswith("- ")]
-    opts = dict(re.findall(r"^\(([A-P])\) (.+)$", q, re.M))
+    opts = {k: re.sub(r": genres .*$", "", v) for k, v in re.findall(r"^\(([A-P])\) (.+)$", q, re.M)}
     return refs, opts
+
+
+_HINTED = re.compile(r"^(?:- |\(([A-P])\) )(.+) \(\d{4}\): genres (.*); themes (.*)$")
+
+
+def solve_from_text(q: str) -> str:
+    """Decide a hinted question from its text alone (no table): the tags every liked film lists are
+    the taste; exactly one option may list any of them, and that option is the answer."""
+    liked: list[set[str]] = []
+    opts: dict[str, set[str]] = {}
+    for line in q.splitlines():
+        m = _HINTED.match(line)
+        if m:
+            tags = {"g:" + g for g in m[3].split(", ")} | {"t:" + t for t in m[4].split(", ")}
+            if m[1]:
+                opts[m[1]] = tags
+            else:
+                liked.append(tags)
+    assert liked and len(opts) >= 2, q
+    taste = set.intersection(*liked)
+    fitting = [k for k, tags in opts.items() if tags & taste]
+    assert len(fitting) == 1, (fitting, taste, q)
+    return fitting[0]
 
 
 def best_option(q: str) -> str:
@@ -60,6 +83,7 @@ POINTS = [
     {"reference_count": 3, "choice_count": 12, "hints": True},
     {"reference_count": 5, "choice_count": 8},
     {"reference_count": 8, "choice_count": 12, "hints": True},
+    {"reference_count": 8, "choice_count": 16},  # 24 films: used to be rejected (sum <= 20)
 ]
 
 
@@ -73,6 +97,9 @@ def test_reference_is_the_unique_best_match(point: dict) -> None:
         assert all(r in TABLE for r in refs) and all(o in TABLE for o in opts.values())
         assert not set(refs) & set(opts.values())
         assert best_option(t.question) == t.reference
+        # no distractor has any tag that every liked film has (issue 19: some shared the taste)
+        taste = set.intersection(*(TABLE[r] for r in refs))
+        assert [k for k, title in opts.items() if TABLE[title] & taste] == [t.reference]
         assert opts[t.reference] == t.meta["target"]
         assert t.guess_chance == pytest.approx(1 / params.choice_count)
         assert ("genres " in t.question) == params.hints
@@ -134,8 +161,9 @@ def test_invalid_params_name_task_and_field() -> None:
         TASK.validate({"choice_count": 1})
     with pytest.raises(InputError, match=r"movies.*reference_count"):
         TASK.validate({"reference_count": 0})
-    with pytest.raises(InputError, match=r"movies.*at most 20"):
-        TASK.validate({"reference_count": 8, "choice_count": 16})
+    with pytest.raises(InputError, match=r"movies: hints = 1: Input should be a valid boolean"):
+        TASK.validate({"hints": 1})
+    assert TASK.validate({"reference_count": 8, "choice_count": 16}).choice_count == 16
 
 
 def test_wrong_answer_is_another_letter() -> None:
@@ -151,3 +179,21 @@ def test_difficulty() -> None:
         {},
         {"reference_count": 1, "choice_count": 16})]
     assert 0.0 < d[0] < d[1] < d[2] < 2.0
+
+
+HINTED_POINTS = [
+    {"reference_count": 1, "choice_count": 2, "hints": True},
+    {"reference_count": 1, "choice_count": 16, "hints": True},
+    {"reference_count": 3, "choice_count": 5, "hints": True},
+    {"reference_count": 5, "choice_count": 10, "hints": True},
+    {"reference_count": 8, "choice_count": 16, "hints": True},
+]
+
+
+@pytest.mark.parametrize("point", HINTED_POINTS)
+def test_hinted_question_is_decidable_from_its_text_alone(point: dict) -> None:
+    """Issue 19: with hints only the liked films' tags were shown, so a reader could not decide.
+    Now every film's tags are shown; 120 tests per point (600 in all) are solved from the text."""
+    for t in generate_tests(TASK, point, global_seed=41, stop=120):
+        assert solve_from_text(t.question) == t.reference
+        assert TASK.parse_answer(t.reference, t.meta) == t.reference

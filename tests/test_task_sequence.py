@@ -147,8 +147,17 @@ def test_invalid_params_name_task_and_field() -> None:
         TASK.validate({"base_rule": "prime"})
     with pytest.raises(InputError, match=r"sequence.*start_length"):
         TASK.validate({"start_length": 1})
-    with pytest.raises(InputError, match=r"sequence.*at most 45"):
-        TASK.validate({"start_length": 10, "output_length": 40})
+    with pytest.raises(InputError, match=r"sequence: magnitude = True: Input should be a valid integer"):
+        TASK.validate({"magnitude": True})
+
+
+@pytest.mark.parametrize("base_rule", ["arithmetic", "geometric", "fibonacci", "step", "alternating"])
+def test_longest_documented_sequence_generates(base_rule: str) -> None:
+    """start_length 10 + output_length 40 (both documented maxima) used to be rejected (sum <= 45)."""
+    point = {"base_rule": base_rule, "start_length": 10, "output_length": 40, "num_rules": 6, "magnitude": 5}
+    for t in generate_tests(TASK, point, global_seed=8, stop=16):
+        assert len(t.reference.split(", ")) == 40
+        assert TASK.parse_answer(t.reference) == t.reference
 
 
 def test_wrong_answer_is_wrong_and_parseable() -> None:

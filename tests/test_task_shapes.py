@@ -168,8 +168,15 @@ def test_invalid_params_name_task_and_field() -> None:
         TASK.validate({"shape_set": "stars"})
     with pytest.raises(InputError, match=r"shapes.*min_scale"):
         TASK.validate({"min_scale": 200, "max_scale": 100})
-    with pytest.raises(InputError, match=r"shapes.*too small for precision 0"):
-        TASK.validate({"precision": 0, "min_scale": 10})
+    with pytest.raises(InputError, match=r"shapes: min_scale = 10.0, precision = 0: .*joint constraint "
+                                         r"'min_scale >= 50 / 10\*\*precision"):
+        TASK.validate({"precision": 0, "min_scale": 10.0})
+    # the documented floor of min_scale is reachable exactly at the finest precision
+    assert TASK.validate({"precision": 4, "min_scale": 0.005, "max_scale": 0.005}).min_scale == 0.005
+    with pytest.raises(InputError, match=r"shapes: min_scale = 0.001: .*allowed range 0.005\.\.10000"):
+        TASK.validate({"precision": 4, "min_scale": 0.001, "max_scale": 1.0})
+    with pytest.raises(InputError, match=r"shapes: min_scale = 0.04, precision = 3: .*joint constraint"):
+        TASK.validate({"precision": 3, "min_scale": 0.04, "max_scale": 1.0})
 
 
 def test_wrong_answer_is_another_option() -> None:
@@ -187,3 +194,15 @@ def test_difficulty_grows_with_confusability() -> None:
         {"shape_set": "all", "choice_count": 15, "max_rotation": 180, "path_style": "relative",
          "precision": 3, "min_scale": 100, "max_offset": 10000})]
     assert 0.1 < d[0] < d[1] < d[2] < d[3] < 3.0
+
+
+@pytest.mark.parametrize("precision", [0, 1, 2, 3, 4])
+def test_smallest_allowed_scale_still_classifies_at_every_precision(precision: int) -> None:
+    """The joint constraint's floor (min_scale = 50 / 10**precision) is the real minimum: shapes of
+    exactly that size, rotated and far off-centre, still classify from their rounded coordinates."""
+    floor = 50 / 10 ** precision
+    for style, offset in (("absolute", 0.0), ("mixed", 100000.0)):
+        point = {"precision": precision, "min_scale": floor, "max_scale": floor, "max_rotation": 180,
+                 "path_style": style, "max_offset": offset}
+        for t in generate_tests(TASK, point, global_seed=23, stop=80):
+            assert classify(t.question.splitlines()[1]) == t.reference, t.question

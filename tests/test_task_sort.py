@@ -20,6 +20,11 @@ POINTS = [
     {"length": 20, "run_length": 5, "prob_duplicate": 0.3, "prob_case_mutation": 0.5},
     {"length": 30, "run_length": 8, "prob_symbol": 0.6},
     {"length": 40, "run_length": 4, "prob_symbol": 1.0, "strip_symbols": True, "prob_case_mutation": 1.0},
+    # more symbol words than the dictionary used to hold (issue 19: this never returned)
+    {"length": 200, "run_length": 1, "prob_symbol": 1.0},
+    {"length": 200, "run_length": 20, "prob_symbol": 1.0, "prob_duplicate": 1.0, "prob_case_mutation": 1.0},
+    {"length": 200, "run_length": 20, "prob_symbol": 1.0, "strip_symbols": True},
+    {"length": 200, "run_length": 1, "prob_symbol": 1.0, "strip_symbols": True, "prob_duplicate": 0.5},
 ]
 
 
@@ -35,7 +40,10 @@ def test_reference_matches_python_sort(point: dict) -> None:
         assert TASK.parse_answer(t.reference) == t.reference
         if p.strip_symbols:
             assert all(w.isalpha() for w in shown)
-        if not p.prob_duplicate and not p.strip_symbols:
+        # a word repeats only by prob_duplicate, and meta counts exactly those repeats (stripping
+        # symbols must not turn "we'll" into a second "well")
+        assert len(shown) - len({w.lower() for w in shown}) == t.meta["duplicates"]
+        if not p.prob_duplicate:
             assert max(Counter(w.lower() for w in shown).values()) == 1
         if not p.prob_case_mutation:
             assert all(w == w.lower() for w in shown)
@@ -100,3 +108,13 @@ def test_difficulty_is_monotone() -> None:
     assert 0.1 < d(v({"length": 4})) < 0.3
     assert d(v({"length": 5})) < d(v({"length": 20})) < d(v({"length": 20, "run_length": 6}))
     assert d(v({"prob_case_mutation": 0.1})) < d(v({"prob_case_mutation": 0.9}))
+
+
+def test_every_run_is_a_symbol_word_at_prob_symbol_one_even_at_length_200() -> None:
+    """prob_symbol 1.0 means every run is anchored at a hyphen/apostrophe word: with single-word runs,
+    all 200 words of the list are such words, each shown once."""
+    for t in generate_tests(TASK, {"length": 200, "run_length": 1, "prob_symbol": 1.0}, global_seed=3, stop=8):
+        words = t.question.split("\n")[1].split(" ")
+        assert len(words) == len(set(words)) == 200
+        assert all(not w.isalpha() for w in words)
+        assert t.meta["symbols"] == 200

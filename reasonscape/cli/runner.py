@@ -28,11 +28,12 @@ from reasonscape.cli.common import run_command
               help="API key sent as a bearer token (default: $OPENAI_API_KEY); never written anywhere.")
 @click.option("--batch", type=click.Path(dir_okay=False), help="vLLM run-batch output file (read-batch mode).")
 @click.option("--precision", help="Precision level from the config  [default: first defined]")
-@click.option("--seed", type=int, default=42, show_default=True, help="Global seed of test generation.")
-@click.option("--parallel", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Concurrent requests (api mode).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
-              help="Per-request timeout in seconds (api mode).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=42, show_default=True,
+              help="Global seed of test generation (0 .. 2**63-1).")
+@click.option("--parallel", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="Concurrent requests (api mode; 1..4096).")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Per-request timeout in seconds (api mode; finite, > 0, at most a week).")
 @click.option("--cache", default="cache/", show_default=True,
               help="Response cache: a directory (holds responses.sqlite) or a .sqlite file.")
 @click.option("--task", "tasks", multiple=True, help="Only these tasks (repeatable)  [default: all]")
@@ -40,11 +41,11 @@ from reasonscape.cli.common import run_command
 @click.option("--no-shuffle", is_flag=True, help="Run point-rounds in config order instead of a seeded shuffle.")
 @click.option("--quiet", is_flag=True, help="No progress bar (the final summary line stays).")
 @click.option("--tokenizer", help="Tokenizer (local path or cached HF id) for calibrated tasks and --plan counts.")
-@click.option("--retries", type=click.IntRange(min=0), default=6, show_default=True,
+@click.option("--retries", type=click.IntRange(0, 100), default=6, show_default=True,
               help="Retries of a request on connection errors, timeouts, 429 and 5xx before the run stops.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Dry run: print points, tests, requests after cache hits and token estimates.")
-@click.option("--estimate", type=click.IntRange(min=1), help="With --plan: send N real requests first and "
+@click.option("--estimate", type=click.IntRange(1, 100_000), help="With --plan: send N real requests first and "
                                                               "project the wall time.")
 def command(config, template, sampler, model, mode, apibase, apikey, batch, precision, seed, parallel, timeout,
             cache, tasks, output, no_shuffle, quiet, tokenizer, retries, plan_only, estimate):
@@ -55,8 +56,7 @@ def command(config, template, sampler, model, mode, apibase, apikey, batch, prec
         --sampler samplers/greedy-max.json --model your-model --apibase http://localhost:3333
     """
     from reasonscape.errors import InputError
-    from reasonscape.runner.client import Redactor
-    from reasonscape.runner.run import RunOptions, plan_experiment, run_experiment
+    from reasonscape.runner.run import RunOptions, plan_experiment, run_experiment, scrubber_for
 
     if estimate and not plan_only:
         raise InputError("--estimate goes with --plan")
@@ -64,7 +64,7 @@ def command(config, template, sampler, model, mode, apibase, apikey, batch, prec
                       apikey=apikey or None, batch=batch, precision=precision, seed=seed, parallel=parallel,
                       timeout=timeout, cache=cache, tasks=tuple(tasks), output=output, shuffle=not no_shuffle,
                       quiet=quiet, tokenizer=tokenizer, retries=retries)
-    redact = Redactor(apikey).scrub
+    redact = scrubber_for(opts).scrub
     try:
         if plan_only:
             report = plan_experiment(opts, estimate=estimate or 0)

@@ -5,6 +5,10 @@ or the error of a request the server refused for good); never headers or API key
 (`WHERE key IN (...)`, one query per point-round); writes are buffered and committed every
 `FLUSH_ROWS` rows or `FLUSH_SECONDS`, so a kill -9 loses at most the last fraction of a second of answers
 (WAL + synchronous=NORMAL: a committed transaction survives the process dying).
+
+Only usable answers are stored (client.parse_completion rejects malformed replies before they get here).
+A row with empty text, no finish_reason and no error is what older versions stored for a 200 reply with
+`"choices": []`: lookups treat it as a miss, so such a request is asked again and its row replaced.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ CREATE TABLE IF NOT EXISTS responses (
 ) WITHOUT ROWID
 """
 _COLUMNS = "key, text, finish_reason, prompt_tokens, completion_tokens, model, latency_s, error"
+_COLUMN_NAMES = ["key", "request", "text", "finish_reason", "prompt_tokens", "completion_tokens", "usage", "model",
+                 "latency_s", "error", "created_at"]
 
 
 def cache_path(spec: str | Path) -> Path:
@@ -59,9 +65,19 @@ class ResponseCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout=30000")
+            tables = [r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if tables and "responses" not in tables:  # checked before anything changes the file
+                self._db.close()
+                raise InputError(f"--cache {self.path}: an SQLite database of something else (tables: "
+                                 f"{', '.join(sorted(tables)[:5])}); give a new file or a directory")
+            columns = [r[1] for r in self._db.execute("PRAGMA table_info(responses)")]
+            if tables and columns != _COLUMN_NAMES:
+                self._db.close()
+                raise InputError(f"--cache {self.path}: its table 'responses' is not a response cache "
+                                 f"(columns: {', '.join(columns[:8])})")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise InputError(f"--cache {self.path}: not a usable SQLite cache ({exc})") from None
@@ -85,8 +101,13 @@ class ResponseCache:
         for i in range(0, len(keys), _MAX_VARS):
             chunk = keys[i:i + _MAX_VARS]
             marks = ",".join("?" * len(chunk))
-            for key, text, finish, pt, ct, model, lat, err in self._db.execute(
-                    f"SELECT {_COLUMNS} FROM responses WHERE key IN ({marks})", chunk):
+            try:
+                rows = self._db.execute(f"SELECT {_COLUMNS} FROM responses WHERE key IN ({marks})", chunk).fetchall()
+            except sqlite3.Error as exc:
+                raise RuntimeFailure(f"cache {self.path}: read failed ({exc})") from None
+            for key, text, finish, pt, ct, model, lat, err in rows:
+                if text == "" and finish is None and err is None:
+                    continue  # an empty reply stored by an older version: not an answer (module docstring)
                 out[key] = Completion(text, finish, pt, ct, model or "", lat, {}, err)
         return out
 

@@ -7,17 +7,23 @@ What is retried and what is not:
 * HTTP 400/413 whose message says the prompt does not fit the context: specific to that one test, so it
   becomes a `Completion` with `error` set (recorded once as status "error", never retried);
 * any other 4xx (bad request, 401, 403, 404...): retrying cannot fix it, so the run stops at once
-  (`EndpointRefused`, exit 1) naming the status and the server's message.
+  (`EndpointRefused`, exit 1) naming the status and the server's message;
+* a 2xx whose body holds no usable answer (not JSON, no `choices`, `choices: []`, a choice that is not an
+  object, no message, content that is not a string, usage that is not an object of token counts within
+  0..10**9): a malformed reply, retried like a 5xx and never cached or recorded as an answer. A reply
+  without `usage` (or without one of its counts) is fine: the count is 0.
 
-The API key travels only in the Authorization header; every message that leaves this module goes
-through `Redactor.scrub`, which masks the key wherever a server or library might echo it.
+The API key travels only in the Authorization header; everything that leaves this module - answers,
+errors, usage - goes through `reasonscape.secrets.Scrubber`, which masks every form of the credentials
+the client sent wherever a server or library might echo them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
+import ipaddress
+import math
 import os
 import random
 import re
@@ -30,11 +36,14 @@ import httpx
 import orjson
 
 from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.secrets import SECRET_QUERY, Scrubber, basic_token
 
 #: Substrings (lower-case) of a 400/413 message that mean "this prompt is too long for the model".
 CONTEXT_ERROR_MARKERS = ("context", "exceed_context_size", "maximum context length", "too many tokens",
                          "prompt is too long", "input is too long")
-_SECRET_QUERY = re.compile(r"(key|token|secret|auth|sig|signature|password|pass|credential)", re.I)
+#: Token counts above this are not believable (and would overflow the cache's 64-bit integers).
+MAX_TOKENS = 10**9
+_HOSTNAME = re.compile(r"^(?!-)[\w-]{1,63}(?<!-)(\.(?!-)[\w-]{1,63}(?<!-))*\.?$")
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
 
 
@@ -83,27 +92,70 @@ class RetryPolicy:
         return rng.uniform(self.backoff / 2, min(self.cap, self.backoff * 2 ** attempt))
 
 
-class Redactor:
-    """Masks a secret in any text we print or store."""
-
-    def __init__(self, *secrets: str | None):
-        self._secrets = [s for s in secrets if s and len(s) >= 4]
-
-    def scrub(self, text: str) -> str:
-        for s in self._secrets:
-            text = text.replace(s, "***")
-        return text
+class MalformedReply(ValueError):
+    """A 2xx reply without a usable answer: retried, never cached, never recorded as an answer."""
 
 
 def normalize_apibase(apibase: str) -> str:
-    """Base URL without a trailing slash or `/v1` (endpoint paths carry `/v1`)."""
+    """Base URL without a trailing slash or `/v1` (endpoint paths carry `/v1`); InputError (exit 2)
+    for anything that is not http(s)://host[:port][/path]: another scheme, a missing or malformed host,
+    a port outside 1..65535, whitespace or control characters, a query string or a fragment (a key in
+    the query would be sent to every URL the runner builds and written wherever the URL goes: pass it
+    with --apikey). The error never repeats credentials."""
+    if not isinstance(apibase, str):
+        raise InputError("--apibase: expected a URL string")
+    shown = _shown(apibase)
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in apibase.strip()):
+        raise InputError(f"--apibase {shown}: contains whitespace or control characters")
     base = apibase.strip().rstrip("/")
     if base.endswith("/v1"):
         base = base[:-3]
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InputError(f"--apibase {redact_url(apibase)}: expected http(s)://host[:port][/v1] or sim://")
+    try:
+        parts = urlsplit(base)
+        port = parts.port
+    except ValueError as exc:  # '[::1', port 99999, port 'abc'
+        raise InputError(f"--apibase {shown}: not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise InputError(f"--apibase {shown}: expected http(s)://host[:port][/v1] or sim://...")
+    if parts.query or "?" in base:
+        raise InputError(f"--apibase {shown}: a query string is not supported (pass a key with --apikey "
+                         "or $OPENAI_API_KEY)")
+    if parts.fragment or "#" in base:
+        raise InputError(f"--apibase {shown}: a URL fragment (#...) is not supported")
+    host = parts.hostname or ""
+    if not host:
+        raise InputError(f"--apibase {shown}: no host name")
+    if port == 0:
+        raise InputError(f"--apibase {shown}: port 0 is not a valid port")
+    _check_host(host, shown)
     return base
+
+
+def _check_host(host: str, shown: str) -> None:
+    if ":" in host:  # an IPv6 literal (urlsplit checked the brackets)
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise InputError(f"--apibase {shown}: {host} is not a valid IPv6 address") from None
+        return
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise InputError(f"--apibase {shown}: {host} is not a valid IPv4 address") from None
+        return
+    if len(host) > 253 or not _HOSTNAME.match(host):
+        raise InputError(f"--apibase {shown}: {host!r} is not a valid host name")
+
+
+def _shown(url: str) -> str:
+    """A URL safe for an error message: credentials and query dropped, control characters escaped."""
+    try:
+        shown = redact_url(url)
+    except ValueError:
+        shown = url.split("?", 1)[0].rsplit("@", 1)[-1]
+    shown = shown.split("?", 1)[0].split("#", 1)[0]
+    return shown.encode("unicode_escape").decode("ascii") if not shown.isprintable() else shown
 
 
 def redact_url(url: str) -> str:
@@ -112,32 +164,72 @@ def redact_url(url: str) -> str:
     if parts.scheme == "sim":
         return url  # the simulated model's parameters: nothing secret, and needed to reproduce it
     netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, v if not _SECRET_QUERY.search(k) else "***")
+    query = urlencode([(k, v if not SECRET_QUERY.search(k) else "***")
                        for k, v in parse_qsl(parts.query, keep_blank_values=True)])
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def parse_completion(data: dict[str, Any], latency_s: float = 0.0) -> Completion:
-    """A `Completion` from an OpenAI chat or text completion response body.
+def parse_completion(data: Any, latency_s: float = 0.0) -> Completion:
+    """A `Completion` from an OpenAI chat or text completion response body; `MalformedReply` when the
+    body holds no usable answer (see the module docstring: such a reply is retried, never cached).
 
     A separate reasoning field (`reasoning_content` / `reasoning`, as vLLM and llama-server return it)
     is kept in front of the answer inside <think>...</think>, so the stored text is the whole trace.
+    A chat message whose content is null is usable only when it carries such a reasoning text.
     """
-    choices = data.get("choices") or [{}]
-    choice = choices[0] or {}
-    msg = choice.get("message")
-    if msg is not None:
-        text = msg.get("content") or ""
+    if not isinstance(data, dict):
+        raise MalformedReply("the body is not a JSON object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedReply("no choices" if not choices else "'choices' is not a list")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise MalformedReply("choices[0] is not an object")
+    if "message" in choice:
+        msg = choice["message"]
+        if not isinstance(msg, dict):
+            raise MalformedReply("choices[0].message is not an object")
+        content = msg.get("content")
         reasoning = msg.get("reasoning_content") or msg.get("reasoning") or ""
-        if reasoning and isinstance(reasoning, str):
-            text = f"<think>{reasoning}</think>{text}"
+        if not isinstance(reasoning, str):
+            raise MalformedReply("choices[0].message reasoning is not a string")
+        if content is None and reasoning:
+            content = ""
+        if not isinstance(content, str):
+            raise MalformedReply("choices[0].message.content is not a string")
+        text = f"<think>{reasoning}</think>{content}" if reasoning else content
+    elif "text" in choice:
+        text = choice["text"]
+        if not isinstance(text, str):
+            raise MalformedReply("choices[0].text is not a string")
     else:
-        text = choice.get("text") or ""
-    usage = data.get("usage") or {}
-    return Completion(text=text, finish_reason=choice.get("finish_reason"),
-                      prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                      completion_tokens=int(usage.get("completion_tokens") or 0),
-                      model=str(data.get("model") or ""), latency_s=latency_s, usage=usage)
+        raise MalformedReply("choices[0] has neither message nor text")
+    finish = choice.get("finish_reason")
+    if finish is not None and not isinstance(finish, str):
+        raise MalformedReply("choices[0].finish_reason is not a string")
+    usage = data.get("usage")
+    if usage is None:
+        usage = {}
+    if not isinstance(usage, dict):
+        raise MalformedReply("'usage' is not an object")
+    model = data.get("model")
+    return Completion(text=text, finish_reason=finish,
+                      prompt_tokens=_token_count(usage, "prompt_tokens"),
+                      completion_tokens=_token_count(usage, "completion_tokens"),
+                      model=model if isinstance(model, str) else "", latency_s=latency_s, usage=usage)
+
+
+def _token_count(usage: dict[str, Any], name: str) -> int:
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedReply(f"usage.{name} is not a number")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise MalformedReply(f"usage.{name} {value!r} is not a whole number")
+    if not 0 <= value <= MAX_TOKENS:
+        raise MalformedReply(f"usage.{name} {value!r} is outside 0..{MAX_TOKENS}")
+    return int(value)
 
 
 def error_message(body: bytes) -> str:
@@ -173,7 +265,8 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None  # 'nan' / 'inf': not a usable wait
     except ValueError:
         pass
     try:
@@ -197,7 +290,7 @@ class HttpBackend:
         self.base = normalize_apibase(apibase)
         self.display = redact_url(self.base)
         self.retry = retry or RetryPolicy()
-        self.redactor = Redactor(apikey, urlsplit(self.base).password)
+        self.scrubber = Scrubber(apikey, self.base)
         self.retries = 0
         self.requests = 0
         self._rng = random.Random(seed)
@@ -218,8 +311,7 @@ class HttpBackend:
         if apikey:
             headers["Authorization"] = f"Bearer {apikey}"
         elif parts.username:
-            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+            headers["Authorization"] = "Basic " + basic_token(unquote(parts.username), unquote(parts.password or ""))
         return headers
 
     async def _post(self, url: httpx.URL, content: bytes) -> httpx.Response:
@@ -268,7 +360,7 @@ class HttpBackend:
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             except httpx.HTTPError as exc:  # not transient: bad URL scheme, proxy refusal, local protocol error
-                raise EndpointRefused(self.redactor.scrub(f"{self.display}{path}: {type(exc).__name__}: {exc}")) from None
+                raise EndpointRefused(self.scrubber.scrub(f"{self.display}{path}: {type(exc).__name__}: {exc}")) from None
             else:
                 status = resp.status_code
                 if status < 300:
@@ -277,23 +369,36 @@ class HttpBackend:
                     except orjson.JSONDecodeError:
                         problem = f"HTTP {status} with a body that is not JSON"
                     else:
-                        if isinstance(data, dict) and "choices" in data:
-                            return parse_completion(data, time.perf_counter() - started)
-                        problem = f"HTTP {status} without 'choices' ({error_message(body)})"
+                        if not isinstance(data, dict) or "choices" in data:
+                            try:
+                                return self._scrubbed(parse_completion(data, time.perf_counter() - started))
+                            except MalformedReply as exc:
+                                problem = f"HTTP {status} with a malformed reply ({exc})"
+                        else:
+                            problem = f"HTTP {status} without 'choices' ({error_message(body)})"
                 else:
-                    message = self.redactor.scrub(error_message(body))
+                    message = self.scrubber.scrub(error_message(body))
                     if is_context_error(status, message):
                         return Completion(error=f"HTTP {status}: {message}",
                                           latency_s=time.perf_counter() - started)
                     if status not in _RETRY_STATUSES and status < 500:
-                        raise EndpointRefused(f"{self.display}{path} answered HTTP {status}"
-                                              f"{' ' + resp.reason_phrase if resp.reason_phrase else ''}: "
-                                              f"{message or '(no message)'}")
+                        raise EndpointRefused(self.scrubber.scrub(
+                            f"{self.display}{path} answered HTTP {status}"
+                            f"{' ' + resp.reason_phrase if resp.reason_phrase else ''}: {message or '(no message)'}"))
                     problem = f"HTTP {status}: {message}" if message else f"HTTP {status}"
                     retry_after = _retry_after(resp.headers)
             if attempt >= self.retry.retries:
-                raise EndpointDead(self.redactor.scrub(
+                raise EndpointDead(self.scrubber.scrub(
                     f"{self.display} failed after {attempt + 1} attempts: {problem}"))
             self.retries += 1
             await asyncio.sleep(self.retry.delay(attempt, retry_after, self._rng))
             attempt += 1
+
+    def _scrubbed(self, c: Completion) -> Completion:
+        """The completion with any echoed credential masked (text, model and usage are stored)."""
+        if self.scrubber:
+            c.text = self.scrubber.scrub(c.text)
+            c.model = self.scrubber.scrub(c.model)
+            c.finish_reason = c.finish_reason and self.scrubber.scrub(c.finish_reason)
+            c.usage = self.scrubber.scrub_value(c.usage)
+        return c

@@ -8,17 +8,26 @@ stopping rule decides whether the point's next round goes back to the front of t
 
 A backend returns None for a test whose answer is not available in this session (write-batch collects
 the request; read-batch has no answer for it): that round stays unwritten and its point pauses.
+
+Only as many workers start as there can be requests in flight (at most one round per unfinished point),
+so a huge --parallel costs nothing beyond what the run can use. A task generator that raises stops the
+run with `GenerationFailed` naming the task and params (exit 1; the folder stays resumable).
+`generating` is true while a round's tests are being generated (synchronous code the event loop cannot
+interrupt): run.py's signal handlers use it to stop a stuck generator at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reasonscape.errors import ReasonScapeError, RuntimeFailure
+from reasonscape.identity import params_key
 from reasonscape.records import StepRecord, TestResult
 from reasonscape.runner.cache import ResponseCache
 from reasonscape.runner.client import Completion
@@ -33,6 +42,32 @@ from reasonscape.runner.plan import (
 )
 from reasonscape.runner.progress import Counts, Progress
 from reasonscape.scoring import ERROR, grade
+
+
+class GenerationFailed(RuntimeFailure):
+    """A task generator raised while generating a point's tests (a bug or an impossible setting)."""
+
+
+def generation_error(plan: PointPlan, start: int, exc: BaseException) -> GenerationFailed:
+    """One line naming the task, the params and the failure (with the generator's own source line)."""
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+    text = " ".join(str(exc).split())[:200]
+    return GenerationFailed(f"task {plan.task.name} params {params_key(plan.point.params)}: generating test "
+                            f"{start} failed ({type(exc).__name__}{': ' + text if text else ''}{where})")
+
+
+def take_tests(plan: PointPlan, seq: TestSequence, start: int, stop: int) -> list:
+    """`seq.take(start, stop)`, with any generator exception turned into `GenerationFailed`."""
+    try:
+        return seq.take(start, stop)
+    except ReasonScapeError:
+        raise
+    except Exception as exc:
+        raise generation_error(plan, start, exc) from None
 
 
 class Backend(Protocol):
@@ -74,14 +109,27 @@ def resume_states(plans: list[PointPlan], done: dict[str, dict[int, dict[str, An
             rounds = 0
             while all(i in tests for i in range(rounds * count, (rounds + 1) * count)):
                 rounds += 1
-            for i in range(rounds * count):
+            ended = _short_round(plan, tests, rounds * count, count)
+            n_written = rounds * count + ended
+            for i in range(n_written):
                 t = tests[i]
                 st.tally.add(t.get("status", ""), bool(t.get("truncated")), float(t.get("guess_chance") or 0.0))
-            st.rounds = rounds
-            written += rounds * count
-            st.finished = rounds > 0 and not needs_another_round(spec.level, rounds, st.tally)
+            st.rounds = rounds + (1 if ended else 0)
+            written += n_written
+            st.finished = bool(ended) or (rounds > 0 and not needs_another_round(spec.level, rounds, st.tally))
         states.append(st)
     return states, written
+
+
+def _short_round(plan: PointPlan, tests: dict[int, Any], start: int, count: int) -> int:
+    """Length of a written last round shorter than `count` because the point's sequence ended there
+    (its question space ran out), else 0. Only such points pay for regenerating their sequence."""
+    k = 0
+    while start + k in tests:
+        k += 1
+    if k == 0 or k >= count:
+        return 0
+    return k if len(TestSequence(plan).take(start, start + count)) == k else 0
 
 
 class _Round:
@@ -121,6 +169,10 @@ class Executor:
         self._count = spec.level.count
         self._path = spec.path
         self._caching = cache is not None and backend.cacheable
+        #: True while a round's tests are generated (see the module docstring).
+        self.generating = False
+        #: Workers actually started: no more than the requests that can be in flight at once.
+        self.workers = max(1, min(self.parallel, len(ready) * self._count))
 
     # -- public ----------------------------------------------------------------------------
 
@@ -130,13 +182,13 @@ class Executor:
         # refills it a round at a time when it falls to the low-water mark (one producer wake-up per
         # round instead of one per test, as a bounded asyncio.Queue would cost).
         self._jobs: deque[tuple[_Round, int]] = deque()
-        self._low = self.parallel
-        self._high = max(64, 4 * self.parallel)
+        self._low = self.workers
+        self._high = max(64, 4 * self.workers)
         self._has_jobs = asyncio.Event()
         self._wake = asyncio.Event()
         self._producing = True
         self._tasks = [asyncio.create_task(self._produce())]
-        self._tasks += [asyncio.create_task(self._work()) for _ in range(self.parallel)]
+        self._tasks += [asyncio.create_task(self._work()) for _ in range(self.workers)]
         try:
             done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
@@ -184,7 +236,15 @@ class Executor:
         if state.seq is None:
             state.seq = TestSequence(plan)
         start = state.rounds * count
-        tests = state.seq.take(start, start + count)
+        self.generating = True
+        try:
+            tests = take_tests(plan, state.seq, start, start + count)
+        finally:
+            self.generating = False
+        if not tests:  # the point's question space ran out at a round boundary: it is complete
+            state.finished, state.seq = True, None
+            self._wake.set()
+            return
         requests = [make_request(spec, plan, t.question) for t in tests]
         rnd = _Round(state, start, tests, requests)
         self._open += 1
@@ -234,7 +294,8 @@ class Executor:
             status, extracted = ERROR, None
             self.counts.errors += 1
         else:
-            status, extracted = grade(rnd.state.plan.task, c.text, test.reference, test.meta)
+            status, extracted = grade(rnd.state.plan.task, c.text, test.reference, test.meta,
+                                      truncated=c.finish_reason == "length")
         truncated = c.finish_reason == "length"
         if truncated:
             self.counts.truncations += 1
@@ -266,7 +327,8 @@ class Executor:
                 add(r.status, r.truncated, r.guess_chance)  # type: ignore[union-attr]
             state.rounds += 1
             self.counts.rounds += 1
-            if needs_another_round(self.spec.level, state.rounds, state.tally):
+            exhausted = state.seq is not None and state.seq.exhausted
+            if not exhausted and needs_another_round(self.spec.level, state.rounds, state.tally):
                 self._ready.appendleft(state)
                 self.progress.grow(self._count)
             else:

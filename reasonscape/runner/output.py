@@ -3,6 +3,13 @@
 A run writes `<output>/<YYYY-MM-DD_HH-MM-SS>_<config>_<model>_<template>_<sampler>/` holding
 `result-steps.ndjson` and `metadata.json`. The metadata's `fingerprint` says which invocation made it:
 a re-run with the same fingerprint resumes an unfinished folder, or reports a complete one.
+
+A folder whose metadata.json is missing or unreadable (torn by a crash or a full disk) is an "orphan":
+it is resumed - and its metadata rebuilt - when its steps file proves it belongs to this run (same model,
+template, sampler and seed in every record, every point one of this run's, whole rounds of this run's
+`count` - a shorter one only where the point's question space ends - and the first test's cache key equal
+to the request this run would send), so finished tests are never redone. An orphan that proves nothing
+is left alone.
 """
 
 from __future__ import annotations
@@ -55,17 +62,77 @@ def find_runs(output_dir: Path, stem: str, fingerprint: str) -> tuple[Path | Non
     for path in sorted(output_dir.iterdir(), reverse=True):
         if not (path.is_dir() and path.name.endswith("_" + stem) and _STAMP.match(path.name)):
             continue
-        try:
-            meta = read_json(path / METADATA_FILE)
-        except Exception:  # a folder without readable metadata is not ours to resume
-            continue
-        if not isinstance(meta, dict) or meta.get("fingerprint") != fingerprint:
+        meta = _metadata_of(path)
+        if meta is None or meta.get("fingerprint") != fingerprint:
             continue
         if meta.get("status") == COMPLETE:
             complete = complete or path
         else:
             unfinished = unfinished or path
     return complete, unfinished
+
+
+def _metadata_of(path: Path) -> dict[str, Any] | None:
+    """A folder's metadata, or None when it is missing, unreadable or has no fingerprint."""
+    try:
+        meta = read_json(path / METADATA_FILE)
+    except Exception:  # missing, torn, unreadable
+        return None
+    return meta if isinstance(meta, dict) and isinstance(meta.get("fingerprint"), str) else None
+
+
+def find_orphans(output_dir: Path, stem: str) -> list[Path]:
+    """Folders named for this run's stem whose metadata is missing or unreadable, newest first."""
+    if not output_dir.is_dir():
+        return []
+    return [path for path in sorted(output_dir.iterdir(), reverse=True)
+            if path.is_dir() and path.name.endswith("_" + stem) and _STAMP.match(path.name)
+            and _metadata_of(path) is None]
+
+
+def orphan_belongs(path: Path, spec: RunSpec, plans: dict[str, Any]) -> bool:
+    """Whether an orphan folder's steps file proves it was written by this run (module docstring).
+
+    `plans` maps point keys (`base_task|params`) to this run's PointPlans. A folder with no steps at
+    all belongs (nothing in it can be lost or mixed up).
+    """
+    from reasonscape.runner.execute import take_tests
+    from reasonscape.runner.plan import TestSequence, make_request
+
+    steps = path / STEPS_FILE
+    if not steps.exists():
+        return not (path / (STEPS_FILE + ".zst")).exists()
+    count = spec.level.count
+    first: tuple[Any, dict[str, Any]] | None = None
+    try:
+        for _, rec in iter_step_dicts(steps, strict=False):
+            if (rec.get("model"), rec.get("template"), rec.get("sampler"), rec.get("seed")) != \
+                    (spec.model, spec.template.name, spec.sampler.name, spec.seed):
+                return False
+            plan = plans.get(f"{rec.get('base_task')}|{params_key(rec.get('params') or {})}")
+            tests = rec.get("tests")
+            if plan is None or not isinstance(tests, list) or not 0 < len(tests) <= count:
+                return False
+            indices = [t.get("index") if isinstance(t, dict) else None for t in tests]
+            if not (isinstance(indices[0], int) and indices[0] % count == 0
+                    and indices == list(range(indices[0], indices[0] + len(tests)))):
+                return False
+            if len(tests) < count:  # only the last round of a point whose question space ran out
+                seq = TestSequence(plan)
+                if len(take_tests(plan, seq, indices[0], indices[0] + count)) != len(tests):
+                    return False
+            if first is None:
+                first = (plan, tests[0])
+    except Exception:  # unreadable steps: not provably ours
+        return False
+    if first is None:
+        return True
+    plan, test = first
+    try:
+        made = take_tests(plan, TestSequence(plan), test["index"], test["index"] + 1)[0]
+    except Exception:
+        return False
+    return test.get("cache_key") == make_request(spec, plan, made.question).key
 
 
 @contextlib.contextmanager

@@ -8,11 +8,11 @@ which is what makes resume, the cache and batch matching work.
 from __future__ import annotations
 
 import hashlib
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reasonscape.identity import canonical_bytes, point_seed, sha256_hex
+from reasonscape.errors import ReasonScapeError, RuntimeFailure
+from reasonscape.identity import canonical_bytes, canonical_json, point_seed, sha256_hex
 from reasonscape.manifold import ExperimentConfig, Point, PrecisionLevel, expand_points, load_config
 from reasonscape.prompts import (
     Sampler,
@@ -23,7 +23,7 @@ from reasonscape.prompts import (
     load_template,
     request_body,
 )
-from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.base import PointTests, Task, TaskParams, TestCase
 from reasonscape.tasks.registry import get_task
 
 
@@ -109,40 +109,34 @@ def build_points(spec: RunSpec) -> list[PointPlan]:
     out = []
     for p in points:
         task = get_task(p.base_task)
-        params = task.validate(p.params)
-        seed = point_seed(spec.seed, p.params)
-        examples = few_shot_examples(task, params, seed, spec.template.shots)
+        try:
+            params = task.validate(p.params)
+            seed = point_seed(spec.seed, p.params)
+            examples = few_shot_examples(task, params, seed, spec.template.shots)
+        except ReasonScapeError:
+            raise
+        except Exception as exc:  # a generator bug: name the point, not just the config
+            text = " ".join(str(exc).split())[:200]
+            raise RuntimeFailure(f"{spec.config_path}: task {p.base_task} params {canonical_json(p.params)}: "
+                                 f"preparing the point failed ({type(exc).__name__}"
+                                 f"{': ' + text if text else ''})") from None
         out.append(PointPlan(p, task, params, seed, sha256_hex(p.key)[:12], examples))
     return out
 
 
-class TestSequence:
-    """A point's fixed test sequence, generated forward round by round.
+class TestSequence(PointTests):
+    """A point's fixed test sequence (`PointTests`), generated forward round by round.
 
-    Equivalent to `generate_tests(task, params, seed, stop, start)` (one RNG seeded with the point seed,
-    one `generate` call per test) but keeps the RNG between rounds, so round k costs `count` tests,
-    not k * count.
+    It keeps the RNG between rounds, so round k costs `count` tests, not k * count. A round may come
+    back short (or empty) when the point's question space runs out: the point then stops.
     """
 
     __test__ = False
-    __slots__ = ("plan", "_rng", "_pos")
+    __slots__ = ("plan",)
 
     def __init__(self, plan: PointPlan):
+        super().__init__(plan.task, plan.params, plan.seed)
         self.plan = plan
-        self._rng: random.Random | None = None
-        self._pos = 0
-
-    def take(self, start: int, stop: int) -> list[TestCase]:
-        plan = self.plan
-        if self._rng is None or start < self._pos:
-            self._rng, self._pos = random.Random(plan.seed), 0
-        gen, rng, params = plan.task.generate, self._rng, plan.params
-        while self._pos < start:
-            gen(rng, params)
-            self._pos += 1
-        out = [gen(rng, params) for _ in range(stop - start)]
-        self._pos = stop
-        return out
 
 
 @dataclass(slots=True)
@@ -172,6 +166,8 @@ class Tally:
     untruncated: int = 0
     correct: int = 0
     guess: float = 0.0
+    #: Summed guess chances of the truncated tests (g_t: C_P weighs them out of the trials too).
+    guess_truncated: float = 0.0
 
     def add(self, status: str, truncated: bool, guess_chance: float) -> None:
         self.tests += 1
@@ -179,6 +175,7 @@ class Tally:
             self.errors += 1
         elif truncated:
             self.truncated += 1
+            self.guess_truncated += guess_chance
         else:
             self.untruncated += 1
             self.guess += guess_chance
@@ -186,11 +183,31 @@ class Tally:
                 self.correct += 1
 
 
-def needs_another_round(level: PrecisionLevel, rounds_done: int, tally: Tally) -> bool:
-    """The PrecisionLevel stopping rule, applied after each completed round (see manifold.py).
+#: The estimator the stopping rule watches: the one PointsDB reports by default.
+STOPPING_MODE = "C_P"
 
-    Guess-corrected Wilson half-width over untruncated tests: successes c - g, trials n - g. Points whose
-    tests all failed with an error (prompt too long for the context) stop: another round would too.
+
+def stopping_margin(tally: Tally) -> float:
+    """Half-width of the point's C_P interval (guess-corrected, truncated answers counted as failures).
+
+    Why C_P: it is what evaluate and ReasonScore report, and its trials include truncated answers, so
+    a point whose answers are all truncated is as precisely known as any other point with as many
+    tests (its C_P is near 0), instead of having no trials and sampling to the cap for nothing.
+    """
+    from reasonscape.stats import estimate
+
+    _, margin = estimate(STOPPING_MODE, tally.correct, tally.untruncated, tally.truncated, tally.guess,
+                         tally.guess_truncated)
+    return float(margin)
+
+
+def needs_another_round(level: PrecisionLevel, rounds_done: int, tally: Tally) -> bool:
+    """The PrecisionLevel stopping rule, applied after each completed round (docs/runner.md).
+
+    Another round is needed while the C_P half-width (`stopping_margin`) is over the target
+    (`targetciht` instead of `targetci` when the truncation rate is at least `htrate`), unless the cap
+    `maxrounds` is reached or the truncation rate reached `abortht`. Points whose tests all failed
+    with an error (prompt too long for the context) stop: another round would too.
     """
     if rounds_done >= level.maxrounds:
         return False
@@ -205,13 +222,7 @@ def needs_another_round(level: PrecisionLevel, rounds_done: int, tally: Tally) -
     target = level.targetci
     if level.targetciht is not None and trunc_rate >= level.htrate:
         target = level.targetciht
-    trials = tally.untruncated - tally.guess
-    if trials <= 0:
-        return True
-    from reasonscape.stats import wilson_interval
-
-    _, margin = wilson_interval(tally.correct - tally.guess, trials)
-    return float(margin) > target
+    return stopping_margin(tally) > target
 
 
 class TestContext:

@@ -40,6 +40,14 @@ DEFAULTS: dict[str, float] = {
     "tps": 60.0,      # simulated generation speed, for latency_s only (nothing sleeps)
 }
 
+#: Accepted range of each parameter (finite values only): beyond these the model is meaningless
+#: (exp overflows, every answer truncates at once, or the seed no longer fits 64 bits).
+RANGES: dict[str, tuple[float, float]] = {
+    "ability": (-100.0, 100.0), "slope": (0.0, 1000.0), "seed": (0.0, 2.0**63 - 1), "invalid": (0.0, 1.0),
+    "median": (0.0, 1e7), "growth": (-50.0, 50.0), "sigma": (0.0, 10.0), "ctx": (1.0, 1e9), "tps": (0.0, 1e9),
+}
+OFFSET_LIMIT = 100.0
+
 _TRACE = (
     "Let me work through this carefully.", "First, I restate what is being asked.",
     "I will keep track of each intermediate result.", "Checking the previous step again.",
@@ -97,9 +105,16 @@ def parse_sim_url(url: str) -> SimModel:
     """`sim://?ability=1.2&slope=4&seed=7&arithmetic=+0.3` -> SimModel; unknown names are task offsets."""
     from reasonscape.tasks.registry import task_names
 
-    parts = urlsplit(url)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InputError("--apibase sim://: the URL contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InputError(f"--apibase sim://: not a valid URL ({exc})") from None
     if parts.scheme != "sim":
         raise InputError(f"--apibase {url}: not a sim:// URL")
+    if parts.netloc or parts.path.strip("/") or parts.fragment:
+        raise InputError(f"--apibase {url}: the simulated model takes only a query (sim://?ability=1.2&seed=7)")
     values: dict[str, Any] = {}
     offsets: dict[str, float] = {}
     for name, raw in parse_qsl(parts.query, keep_blank_values=True):
@@ -108,8 +123,17 @@ def parse_sim_url(url: str) -> SimModel:
         except ValueError:
             raise InputError(f"--apibase sim://: {name}={raw!r} is not a number") from None
         if name in DEFAULTS:
+            low, high = RANGES[name]
+            if not (math.isfinite(value) and low <= value <= high) or (name == "seed" and not value.is_integer()):
+                raise InputError(f"--apibase sim://: {name}={raw.strip()} is outside {low:g}..{high:g}"
+                                 + (" (a whole number)" if name == "seed" else ""))
+            if name in ("slope", "median", "sigma", "ctx", "tps") and value <= 0:
+                raise InputError(f"--apibase sim://: {name} must be > 0")
             values[name] = value
         elif name in task_names():
+            if not (math.isfinite(value) and -OFFSET_LIMIT <= value <= OFFSET_LIMIT):
+                raise InputError(f"--apibase sim://: {name}={raw.strip()} (a task offset) is outside "
+                                 f"{-OFFSET_LIMIT:g}..{OFFSET_LIMIT:g}")
             offsets[name] = value
         else:
             raise InputError(f"--apibase sim://: unknown parameter '{name}' (valid: "
@@ -117,11 +141,6 @@ def parse_sim_url(url: str) -> SimModel:
     for name in ("seed", "ctx"):
         if name in values:
             values[name] = int(values[name])
-    for name in ("slope", "median", "sigma", "ctx", "tps"):
-        if name in values and values[name] <= 0:
-            raise InputError(f"--apibase sim://: {name} must be > 0")
-    if not 0 <= values.get("invalid", 0) <= 1:
-        raise InputError("--apibase sim://: invalid must be within 0..1")
     return SimModel(**values, offsets=offsets)
 
 

@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 
 _MAX_HEADER_BYTES = 1 << 16
+#: A response body larger than this is a broken or hostile server (an answer is kilobytes): the
+#: connection is dropped and the request retried like any protocol error.
+MAX_BODY_BYTES = 64 << 20
 Origin = tuple[str, str, int]
 
 
@@ -151,6 +154,8 @@ async def _read_response(reader: asyncio.StreamReader, method: str) -> tuple[int
         lname = name.lower()
         if lname == b"content-length":
             length = int(value)
+            if not 0 <= length <= MAX_BODY_BYTES:
+                raise ValueError(f"Content-Length {length} outside 0..{MAX_BODY_BYTES}")
         elif lname == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
         elif lname == b"connection":
@@ -160,8 +165,12 @@ async def _read_response(reader: asyncio.StreamReader, method: str) -> tuple[int
         return status, headers, b"", keep
     if chunked:
         chunks = []
+        total = 0
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
+            total += size
+            if size < 0 or total > MAX_BODY_BYTES:
+                raise ValueError(f"chunked body over {MAX_BODY_BYTES} bytes")
             if size == 0:
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                     pass
@@ -170,4 +179,10 @@ async def _read_response(reader: asyncio.StreamReader, method: str) -> tuple[int
         return status, headers, b"".join(chunks), keep
     if length is not None:
         return status, headers, await reader.readexactly(length), keep
-    return status, headers, await reader.read(), False  # body ends when the server closes
+    parts, size = [], 0  # the body ends when the server closes
+    while chunk := await reader.read(1 << 16):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ValueError(f"body over {MAX_BODY_BYTES} bytes")
+        parts.append(chunk)
+    return status, headers, b"".join(parts), False

@@ -26,7 +26,9 @@ def unwrap_answer(text: str) -> str:
     """
     t = text.strip()
     prev = None
-    while t != prev:
+    for _ in range(8):  # a few layers; bounded so "Answer: Answer: ..." * n stays linear
+        if t == prev:
+            break
         prev = t
         t = _LEAD_IN.sub("", t, count=1).strip()
         if len(t) >= 2 and _QUOTES.get(t[0]) == t[-1]:
@@ -37,6 +39,27 @@ def unwrap_answer(text: str) -> str:
 
 
 _INT = re.compile(r"^[^\d]*?(-?\s?\d{1,3}(?:,\d{3})+|-?\s?\d+)(?:\.0*)?\s*[.!]?$")
+_DIGIT = re.compile(r"\d")
+#: A count stated in a sentence: a verb (or "position"/"total") right before the number, or the number
+#: first ("5 apples"); then a few plain words ("7 apples in total", "4 times") or a noun and a clause
+#: restating the question ("3 rows where age is at most 53"). The number must be the sentence's first.
+_WORD_TAIL = r"(?:[^\S\n]+(?!(?:or|and|maybe|not|nor|but)\b)[A-Za-z][A-Za-z'-]*)"
+_COUNT_SENTENCE = re.compile(
+    r"^(?:[^\d\n]*?\b(?:is|are|was|were|be|has|have|had|appears?|occurs?|count(?:ed|s)?|totals?|total\s+of|"
+    r"makes|gives|get|got|position)[^\S\n]+)?(-?\d{1,3}(?:,\d{3})+|-?\d+)"
+    rf"(?:{_WORD_TAIL}{{1,5}}|{_WORD_TAIL}{{1,3}}[^\S\n]+(?:where|that|which|with|in|among|from|whose|matching)\b.*)?"
+    r"[^\S\n]*[.!]?$", re.I)
+#: "3 rows, or maybe 4": a second number offered as an alternative.
+_NUMBER_HEDGE = re.compile(r"\b(?:or|maybe|perhaps|possibly|probably)\s+(?:maybe\s+|even\s+)?-?\d", re.I)
+
+
+def parse_count_sentence(text: str) -> str | None:
+    """The integer a sentence states as a count ("So, there are 6 rows where price is below 40.")."""
+    t = text.strip().replace("\u2212", "-").replace("*", "")
+    m = _COUNT_SENTENCE.match(t)
+    if not m or _NUMBER_HEDGE.search(t, m.end(1)):
+        return None
+    return str(int(m.group(1).replace(",", "")))
 
 
 def parse_integer(text: str) -> str | None:
@@ -47,9 +70,9 @@ def parse_integer(text: str) -> str | None:
     t = t.strip().strip("$*_`").strip()
     m = _INT.match(t)
     if not m:
-        return None
+        return parse_count_sentence(t)  # "There are 7 apples.", "The letter 'e' appears 4 times."
     prefix = t[: m.start(1)]
-    if re.search(r"\d", prefix):
+    if _DIGIT.search(prefix):
         return None
     digits = m.group(1).replace(",", "").replace(" ", "")
     try:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import random
+from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from reasonscape.tasks.answers import parse_integer
-from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.base import JointConstraint, Task, TaskParams, TestCase
 from reasonscape.tasks.phrasing import dewhitespace
 
 _OPS = ("+", "-", "*")
@@ -25,11 +26,10 @@ class ArithmeticParams(TaskParams):
     max_value: int = Field(9, ge=-9999, le=9999)
     prob_dewhitespace: float = Field(0.0, ge=0.0, le=1.0, description="chance each space is removed")
 
-    @model_validator(mode="after")
-    def _range_ordered(self) -> ArithmeticParams:
-        if self.min_value > self.max_value:
-            raise ValueError(f"min_value {self.min_value} > max_value {self.max_value}")
-        return self
+    constraints: ClassVar[tuple[JointConstraint, ...]] = (
+        JointConstraint(("min_value", "max_value"), "min_value <= max_value",
+                        lambda p: p.min_value <= p.max_value),
+    )
 
 
 def _flat_value(values: list[int], ops: list[str]) -> int:

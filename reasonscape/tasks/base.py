@@ -10,19 +10,53 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from reasonscape.errors import InputError
 from reasonscape.identity import identity_params, point_seed
 
 
-class TaskParams(BaseModel):
-    """Base of every task's params model: unknown keys are errors, values are immutable."""
+@dataclass(frozen=True, slots=True)
+class JointConstraint:
+    """A rule across several params (each field's own range is checked by pydantic).
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    `rule` is the text docs/tasks.md lists and the validation error quotes; `holds` decides it;
+    `detail` (optional) adds what the values allow instead (e.g. how many words exist).
+    """
+
+    fields: tuple[str, ...]
+    rule: str
+    holds: Callable[[Any], bool]
+    detail: Callable[[Any], str] | None = None
+
+    def check(self, params: Any) -> None:
+        """Raise ValueError naming the fields, their values and the rule when `params` breaks it."""
+        if not self.holds(params):
+            values = ", ".join(f"{f} = {getattr(params, f)!r}" for f in self.fields)
+            extra = f" {self.detail(params)}" if self.detail else ""
+            raise ValueError(f"{values}: breaks the joint constraint '{self.rule}'{extra}")
+
+
+class TaskParams(BaseModel):
+    """Base of every task's params model: unknown keys are errors, values are immutable.
+
+    Strict types: a YAML `true` is not the integer 1, "3" is not 3, 2.5 is not an int (an int is
+    still a valid float), and nan/inf are rejected, so a typo can never silently become a coordinate.
+    Rules across fields are declared in `constraints` so docs and errors state them the same way.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    constraints: ClassVar[tuple[JointConstraint, ...]] = ()
+
+    @model_validator(mode="after")
+    def _joint_constraints(self) -> TaskParams:
+        for constraint in type(self).constraints:
+            constraint.check(self)
+        return self
 
 
 @dataclass(slots=True)
@@ -84,6 +118,12 @@ class Task(ABC):
 
     def validate(self, params: dict[str, Any], where: str = "") -> TaskParams:
         """Build the params model, turning pydantic's report into one line naming task, field, range."""
+        if not isinstance(params, dict):
+            raise InputError(f"{where or self.name}: params must be a mapping of parameter names to values, "
+                             f"not {type(params).__name__} {str(params)[:60]!r}")
+        bad = [k for k in params if not isinstance(k, str)]
+        if bad:
+            raise InputError(f"{where or self.name}: parameter names must be strings, not {bad[0]!r}")
         try:
             return self.Params(**identity_params(params))
         except ValidationError as exc:
@@ -135,18 +175,65 @@ def describe_field(model: type[BaseModel], name: str) -> str:
     return ""
 
 
+#: A point's question space counts as exhausted after this many consecutive draws that repeat a
+#: question already in its sequence (then the sequence ends: see `PointTests`).
+EXHAUSTION_DRAWS = 1024
+
+
+class PointTests:
+    """A point's fixed test sequence: the task's draws from one RNG seeded by the point seed, each
+    distinct question at most once.
+
+    Why distinct: identical requests get identical answers (response cache, greedy decoding), so a
+    repeated question is not a new trial, and counting it would make the interval too narrow. A draw
+    whose question is already in the sequence is skipped; after `EXHAUSTION_DRAWS` skips in a row the
+    point's question space is taken as exhausted and the sequence ends, so a point of a tiny space has
+    fewer tests than asked. The sequence is still a pure function of (task, params, seed): any count is
+    a prefix of a larger one, and round k of adaptive sampling extends the same sequence.
+    """
+
+    __test__ = False
+    __slots__ = ("task", "params", "seed", "_rng", "_seen", "_pos", "exhausted")
+
+    def __init__(self, task: Task, params: TaskParams, seed: int):
+        self.task, self.params, self.seed = task, params, seed
+        self._restart()
+
+    def _restart(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._seen: set[str] = set()
+        self._pos = 0
+        #: True once the question space ran out: no test exists at index `len(sequence)` or later.
+        self.exhausted = False
+
+    def _next(self) -> TestCase | None:
+        gen, rng, params, seen = self.task.generate, self._rng, self.params, self._seen
+        for _ in range(EXHAUSTION_DRAWS):
+            case = gen(rng, params)
+            if case.question not in seen:
+                seen.add(case.question)
+                self._pos += 1
+                return case
+        self.exhausted = True
+        return None
+
+    def take(self, start: int, stop: int) -> list[TestCase]:
+        """Tests `start .. stop-1` of the sequence (fewer, possibly none, when it ends before `stop`)."""
+        if start < self._pos:
+            self._restart()
+        while self._pos < start and not self.exhausted:
+            self._next()
+        out: list[TestCase] = []
+        while self._pos < stop and not self.exhausted:
+            case = self._next()
+            if case is not None:
+                out.append(case)
+        return out
+
+
 def generate_tests(task: Task, params: dict[str, Any] | TaskParams, global_seed: int, stop: int,
                    start: int = 0) -> list[TestCase]:
-    """Tests `start .. stop-1` of a point's fixed sequence.
-
-    The sequence is drawn from one RNG seeded by `point_seed(global_seed, params)`, so any count is a
-    prefix of a larger one and round k of adaptive sampling extends the same sequence.
-    """
+    """Tests `start .. stop-1` of a point's fixed sequence (see `PointTests`; fewer when the point's
+    question space is smaller than `stop`)."""
     p = params if isinstance(params, TaskParams) else task.validate(params)
-    rng = random.Random(point_seed(global_seed, p.model_dump(mode="json")))
-    out: list[TestCase] = []
-    for i in range(stop):
-        case = task.generate(rng, p)
-        if i >= start:
-            out.append(case)
-    return out
+    return PointTests(task, p, point_seed(global_seed, p.model_dump(mode="json"))).take(start, stop)

@@ -19,6 +19,7 @@ position of the car a given person rides in; the answer is an integer.
 from __future__ import annotations
 
 import random
+import re
 
 from pydantic import Field
 
@@ -32,8 +33,10 @@ BRANDS = ("Toyota", "Ford", "Honda", "BMW", "Audi", "Volvo", "Tesla", "Mazda", "
 NAMES = ("Alice", "Bob", "Carol", "David", "Emma", "Frank", "Grace", "Henry", "Irene", "Jack", "Karen",
          "Liam", "Maria", "Noah", "Olivia", "Peter", "Quinn", "Rosa", "Sam", "Tina", "Umar", "Vera",
          "Walter", "Yara", "Zoe", "Oscar", "Hugo", "Nina")
+#: Number words up to the most cars (12) and the most people one car can carry (all 24 riders).
 _NUM_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-              "eleven", "twelve")
+              "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+              "nineteen", "twenty", "twenty-one", "twenty-two", "twenty-three", "twenty-four")
 
 #: Operation kinds unlocked at each complexity level (cumulative).
 _OPS_BY_LEVEL = {
@@ -202,12 +205,21 @@ class Cars(Task):
             reference=str(answer),
             guess_chance=0.0,
             meta={"person": person, "start_position": car + 1, "car_moves": moved[car], "ops": kinds,
-                  "confounders": p.confounders},
+                  "confounders": p.confounders, "num_cars": p.num_cars},
         )
 
-    def parse_answer(self, text: str) -> str | None:
-        value = parse_integer(text.replace("*", "").replace("#", ""))  # "Position **3**", "#3"
-        return value if value is not None and int(value) > 0 else None
+    answer_needs_meta = True
+
+    def parse_answer(self, text: str, meta: dict | None = None) -> str | None:
+        """A position: an integer ("Position **3**", "#3"), or "(is|at) the front" = 1 and "(is|at) the
+        last/back" = the number of cars when the test's meta gives it."""
+        value = parse_integer(text.replace("*", "").replace("#", ""))
+        if value is None:
+            m = _END_OF_LINE.search(text.replace("*", "").strip())
+            if m is None:
+                return None
+            value = "1" if m.group(1).lower() in ("front", "first") else str((meta or {}).get("num_cars") or "")
+        return value if value.isdigit() and int(value) > 0 else None
 
     def wrong_answer(self, rng: random.Random, test: TestCase) -> str:
         v = int(test.reference)
@@ -222,5 +234,10 @@ class Cars(Task):
         return (0.1 + 0.06 * p.moves + 0.15 * (p.complexity - 1) + 0.03 * p.num_cars + 0.01 * p.num_people
                 + 0.02 * p.confounders)
 
+
+#: "... is the front of the line.", "It is at the back.": the position named by its end of the line.
+_END_OF_LINE = re.compile(
+    r"(?:^|\b(?:is|at|in)\s+)(?:the\s+)?(?:very\s+)?(front|first|last|back)(?:\s+(?:one|car|position|spot|place))?"
+    r"(?:\s+of\s+the\s+(?:line|queue))?\s*[.!]?$", re.I)
 
 TASK = Cars()

@@ -214,8 +214,9 @@ class Dates(Task):
                 mon, d, y = m.group(1), int(m.group(2)), int(m.group(3))
             else:
                 m = _DAY_FIRST.match(core)
-                if not m:
-                    return None
+                if not m:  # "The date 12 days ago was March 3, 2024": the date that ends a statement
+                    stated = _STATED.match(core)
+                    return self.parse_answer(stated.group(1)) if stated else None
                 d, mon, y = int(m.group(1)), m.group(2), int(m.group(3))
             mo = _MONTH_NUMBER[mon.lower()[:3]]
         try:
@@ -261,6 +262,7 @@ _ISO = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _MONTH_FIRST = re.compile(rf"^{_WEEKDAY}{_MONTH_NAME}\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})$", re.I)
 _DAY_FIRST = re.compile(rf"^{_WEEKDAY}(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH_NAME},?\s+(\d{{4}})$",
                         re.I)
+_STATED = re.compile(r"^.*\b(?:is|was|will\s+be|would\s+be|falls\s+on)\s+(\S.*)$", re.I)
 _IT_IS = re.compile(r"^(?:it|that|today|the\s+date)\s+(?:is|was|will\s+be|would\s+be)\s+", re.I)
 
 

@@ -16,12 +16,13 @@ import random
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+import numpy as np
+from pydantic import Field
 
 from reasonscape.tasks.answers import parse_integer
-from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.base import JointConstraint, Task, TaskParams, TestCase
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "letters" / "words.txt"
 WORDS: tuple[str, ...] = tuple(w for w in _DATA.read_text(encoding="utf-8").split() if w)
@@ -47,17 +48,47 @@ def _pools(letters: str, min_length: int, max_length: int) -> tuple[tuple[str, .
     return tuple(targets), tuple(others)
 
 
+_WORD_MASKS = np.array([sum(1 << (ord(c) - 97) for c in set(w) if "a" <= c <= "z") for w in WORDS],
+                       dtype=np.int64)
+_WORD_LENGTHS = np.array([len(w) for w in WORDS])
+
+
+@lru_cache(maxsize=256)
+def _pool_sizes(frequency: str, n: int, min_length: int, max_length: int
+                ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(letter combinations of the pool, words containing one of them, words containing none) for the
+    length range: one vectorised count, since validation checks up to 2,600 combinations."""
+    combos = tuple("".join(c) for c in combinations(LETTER_POOLS[frequency], n))
+    keys = np.array([sum(1 << (ord(c) - 97) for c in combo) for combo in combos], dtype=np.int64)
+    masks = _WORD_MASKS[(_WORD_LENGTHS >= min_length) & (_WORD_LENGTHS <= max_length)]
+    targets = ((masks[None, :] & keys[:, None]) != 0).sum(axis=1)
+    return combos, targets, len(masks) - targets
+
+
 @lru_cache(maxsize=1024)
 def _letter_sets(frequency: str, n: int, min_length: int, max_length: int,
-                 need_distractors: bool) -> tuple[str, ...]:
-    """Letter combinations of the pool that have target words (and distractors if needed)."""
-    ok = []
-    for combo in combinations(LETTER_POOLS[frequency], n):
-        letters = "".join(combo)
-        targets, others = _pools(letters, min_length, max_length)
-        if len(targets) >= 3 and (others or not need_distractors):
-            ok.append(letters)
-    return tuple(ok)
+                 need_targets: int, need_others: int) -> tuple[str, ...]:
+    """Letter combinations of the pool with at least `need_targets` distinct words that contain them
+    (never fewer than 3, so the word choice varies) and `need_others` distinct words that do not."""
+    combos, targets, others = _pool_sizes(frequency, n, min_length, max_length)
+    ok = (targets >= max(3, need_targets)) & (others >= need_others)
+    return tuple(c for c, good in zip(combos, ok.tolist(), strict=True) if good)
+
+
+def _most_words(frequency: str, n: int, min_length: int, max_length: int) -> tuple[int, int]:
+    """(most target words, most distractor words) any letter combination offers (for the error)."""
+    _, targets, others = _pool_sizes(frequency, n, min_length, max_length)
+    return int(targets.max()), int(others.max())
+
+
+def _has_enough_words(p: LettersParams) -> bool:
+    return p.min_length > p.max_length or bool(_letter_sets(
+        p.letter_frequency, p.target_letters, p.min_length, p.max_length, p.target_words, p.confounders))
+
+
+def _enough_words_detail(p: LettersParams) -> str:
+    t, o = _most_words(p.letter_frequency, p.target_letters, p.min_length, p.max_length)
+    return f"(at most {t} target and {o} distractor words exist, not both in one letter set)"
 
 
 class LettersParams(TaskParams):
@@ -72,16 +103,16 @@ class LettersParams(TaskParams):
                                description="chance a target slot repeats a word already used")
     case_mutation: float = Field(0.0, ge=0.0, le=1.0, description="chance each word's case is changed")
 
-    @model_validator(mode="after")
-    def _feasible(self) -> LettersParams:
-        if self.min_length > self.max_length:
-            raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
-        if not _letter_sets(self.letter_frequency, self.target_letters, self.min_length, self.max_length,
-                            self.confounders > 0):
-            raise ValueError(
-                f"no {self.target_letters} {self.letter_frequency} letter(s) have enough words of length "
-                f"{self.min_length}..{self.max_length} (widen the length range)")
-        return self
+    constraints: ClassVar[tuple[JointConstraint, ...]] = (
+        JointConstraint(("min_length", "max_length"), "min_length <= max_length",
+                        lambda p: p.min_length <= p.max_length),
+        JointConstraint(
+            ("letter_frequency", "target_letters", "min_length", "max_length", "target_words", "confounders"),
+            "some set of target_letters letters of the letter_frequency pool has at least max(3, target_words) "
+            "distinct words of length min_length..max_length containing one of them and at least confounders "
+            "distinct words containing none (every word slot gets its own word; only repeat_prob repeats words)",
+            _has_enough_words, _enough_words_detail),
+    )
 
 
 def _mutate_case(rng: random.Random, word: str) -> str:
@@ -114,17 +145,17 @@ class Letters(Task):
     def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
         p: LettersParams = params  # type: ignore[assignment]
         letters = rng.choice(_letter_sets(p.letter_frequency, p.target_letters, p.min_length,
-                                          p.max_length, p.confounders > 0))
+                                          p.max_length, p.target_words, p.confounders))
         targets, others = _pools(letters, p.min_length, p.max_length)
+        # A slot repeats an earlier word only with repeat_prob; otherwise it gets a word not used yet
+        # (drawn without replacement), so the question repeats exactly `repeats` words.
+        repeat = [i > 0 and p.repeat_prob > 0 and rng.random() < p.repeat_prob for i in range(p.target_words)]
+        fresh = iter(rng.sample(targets, repeat.count(False)))
         chosen: list[str] = []
-        repeats = 0
-        for _ in range(p.target_words):
-            if chosen and rng.random() < p.repeat_prob:
-                chosen.append(rng.choice(chosen))
-                repeats += 1
-            else:
-                chosen.append(rng.choice(targets))
-        chosen.extend(rng.choice(others) for _ in range(p.confounders))
+        for again in repeat:
+            chosen.append(rng.choice(chosen) if again else next(fresh))
+        repeats = sum(repeat)
+        chosen.extend(rng.sample(others, p.confounders))
         rng.shuffle(chosen)
         if p.case_mutation > 0:
             shown = [_mutate_case(rng, w) if rng.random() < p.case_mutation else w for w in chosen]

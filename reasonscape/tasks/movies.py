@@ -1,13 +1,15 @@
 """Movies: recommend the film that best fits a set of films the user liked (multiple choice).
 
 The reference set is built by filtering a movie table by genres/themes of a random seed film until
-every criterion is met by enough films; the target is one more film meeting all of them. The other
-options come from the anti-reference set: films that share none of the tags common to the reference
-set and the target, none of the references' specific themes and none of the genres most of them
-have (relaxed step by step only if too few films are left). So exactly one option fits, and the
-task measures whether the model can see what the liked films have in common (thematic similarity)
-and recognise it in the options. Options are lettered and shuffled; the canonical answer is the
-letter. With `hints` the liked films are shown with their genres and themes.
+every criterion is met by enough films; the target is one more film meeting all of them. The taste is
+the set of tags every liked film has (it contains the criteria, so the target shares at least one of
+them). The other options come from the anti-reference set: films that have none of the taste's tags
+(always), and also none of the references' specific themes and none of the genres most of them have
+(these two extras are relaxed step by step only if too few films are left). So exactly one option
+shares anything with what the liked films have in common, and the task measures whether the model can
+see that common taste (thematic similarity) and recognise it in the options. Options are lettered and
+shuffled; the canonical answer is the letter. With `hints` every film, liked or offered, is shown
+with its genres and themes, so the question is decidable from its text alone.
 
 The table (reasonscape/data/movies/movies.txt: title|year|genres|themes) is a hand-compiled list of
 well-known films; the tags are our own coarse labels.
@@ -21,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from reasonscape.tasks.base import Task, TaskParams, TestCase
 
@@ -80,13 +82,7 @@ _TEMPLATES = (
 class MoviesParams(TaskParams):
     reference_count: int = Field(3, ge=1, le=8, description="films the user liked")
     choice_count: int = Field(5, ge=2, le=16, description="lettered options (one fits)")
-    hints: bool = Field(False, description="show the genres and themes of the liked films")
-
-    @model_validator(mode="after")
-    def _room(self) -> MoviesParams:
-        if self.reference_count + self.choice_count > 20:
-            raise ValueError("reference_count + choice_count must be at most 20")
-        return self
+    hints: bool = Field(False, description="show the genres and themes of every film, liked and offered")
 
 
 def _members(mask: int) -> list[int]:
@@ -114,6 +110,14 @@ def _sample_bits(rng: random.Random, mask: int, k: int) -> list[int]:
     return picked
 
 
+def _plain(movie: Movie) -> str:
+    return movie.label
+
+
+def _with_tags(movie: Movie) -> str:
+    return f"{movie.label}: genres {', '.join(movie.genres)}; themes {', '.join(movie.themes)}"
+
+
 def _norm_title(text: str) -> str:
     t = re.sub(r"\s*\(\d{4}\)\s*$", "", text.strip())
     return re.sub(r"[^a-z0-9]+", " ", t.lower()).strip()
@@ -125,7 +129,8 @@ class Movies(Task):
     Params = MoviesParams
     description = (
         "You will be told which movies someone liked and given a lettered list of candidate movies. "
-        "Choose the candidate that best matches their taste (shared genres and themes)."
+        "Choose the candidate that best matches their taste: the one that shares the genres and themes "
+        "that all the liked movies have in common."
     )
     answer_format = "Write only the letter of your choice between <answer> and </answer> tags, e.g. <answer>B</answer>."
 
@@ -150,8 +155,8 @@ class Movies(Task):
                 continue
             members = rng.sample(_members(cand), need)
             target, refs = members[0], members[1:]
-            common = _ALL_TAGS_MASK
-            for i in members:
+            common = _ALL_TAGS_MASK  # the taste: tags every liked film has (the target has some)
+            for i in refs:
                 common &= _MOVIE_TAGS[i]
             ref_specific = 0
             genre_votes: dict[str, int] = {}
@@ -160,7 +165,8 @@ class Movies(Task):
                 for g in MOVIES[i].genres:
                     genre_votes[g] = genre_votes.get(g, 0) + 1
             majority = sum(_TAG_BIT[f"g:{g}"] for g, n in genre_votes.items() if 2 * n > len(refs))
-            # strictest exclusion first; looser ones only when the strict pool is too small
+            # strictest exclusion first; looser ones only when the strict pool is too small, but a
+            # distractor never has any tag of the taste
             tiers = (common | ref_specific | majority, common | ref_specific, common)
             for tier, forbidden in enumerate(tiers):
                 anti = _ALL_MOVIES
@@ -176,14 +182,11 @@ class Movies(Task):
         options = [target] + distractors
         rng.shuffle(options)
         answer = LETTERS[options.index(target)]
-        if p.hints:
-            ref_lines = [f"- {MOVIES[i].label}: genres {', '.join(MOVIES[i].genres)}; themes "
-                         f"{', '.join(MOVIES[i].themes)}" for i in refs]
-        else:
-            ref_lines = [f"- {MOVIES[i].label}" for i in refs]
+        shown = _with_tags if p.hints else _plain
+        ref_lines = [f"- {shown(MOVIES[i])}" for i in refs]
         template = rng.randrange(len(_TEMPLATES))
         body = _TEMPLATES[template].format(refs="\n".join(ref_lines))
-        opts = "\n".join(f"({LETTERS[k]}) {MOVIES[i].label}" for k, i in enumerate(options))
+        opts = "\n".join(f"({LETTERS[k]}) {shown(MOVIES[i])}" for k, i in enumerate(options))
         return TestCase(
             question=f"{body}\n\n{opts}",
             reference=answer,
@@ -191,7 +194,8 @@ class Movies(Task):
             meta={"template": template, "target": MOVIES[target].label,
                   "references": [MOVIES[i].label for i in refs],
                   "options": [MOVIES[i].label for i in options],
-                  "common_tags": _tag_names(common), "exclusion_tier": tier},
+                  "common_tags": _tag_names(common), "matching_tags": _tag_names(common & _MOVIE_TAGS[target]),
+                  "exclusion_tier": tier},
         )
 
     answer_needs_meta = True

@@ -15,11 +15,12 @@ import math
 import random
 import re
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from reasonscape.tasks.answers import parse_integer, unwrap_answer
-from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.base import JointConstraint, Task, TaskParams, TestCase
 from reasonscape.tasks.phrasing import listing
 
 _DATA = json.loads((Path(__file__).resolve().parent.parent / "data" / "objects" / "categories.json")
@@ -59,13 +60,12 @@ class ObjectsParams(TaskParams):
     prob_zero: float = Field(0.1, ge=0.0, le=1.0, description="chance a listed item has quantity zero")
     prob_adjective: float = Field(0.0, ge=0.0, le=1.0, description="chance an item carries an adjective")
 
-    @model_validator(mode="after")
-    def _enough_items(self) -> ObjectsParams:
-        cap = ITEMS_PER_CATEGORY * self.target_groups
-        if self.length > cap:
-            raise ValueError(f"length {self.length} > {cap}: {self.target_groups} target group(s) "
-                             f"hold only {cap} distinct items")
-        return self
+    constraints: ClassVar[tuple[JointConstraint, ...]] = (
+        JointConstraint(("length", "target_groups"),
+                        f"length <= {ITEMS_PER_CATEGORY} * target_groups (each category holds "
+                        f"{ITEMS_PER_CATEGORY} distinct items and every listed item is different)",
+                        lambda p: p.length <= ITEMS_PER_CATEGORY * p.target_groups),
+    )
 
 
 class Objects(Task):

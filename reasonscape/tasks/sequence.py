@@ -14,7 +14,7 @@ import random
 import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from reasonscape.tasks.base import Task, TaskParams, TestCase
 
@@ -34,12 +34,6 @@ class SequenceParams(TaskParams):
     output_length: int = Field(5, ge=1, le=40, description="terms the model must produce")
     start_length: int = Field(4, ge=2, le=10, description="terms shown")
     magnitude: int = Field(2, ge=1, le=5, description="digits of the seed values and steps")
-
-    @model_validator(mode="after")
-    def _length(self) -> SequenceParams:
-        if self.start_length + self.output_length > 45:
-            raise ValueError("start_length + output_length must be at most 45")
-        return self
 
 
 def _last_digit(v: int) -> int:
@@ -199,7 +193,12 @@ class Sequence(Task):
                   "fired_in_output": fired_out, "max_digits": max(len(str(abs(v))) for v in wanted)},
         )
 
+    #: Terms written one per line are one answer (an "Answer:" line keeps the lines below it).
+    multiline_answer = True
+
     def parse_answer(self, text: str) -> str | None:
+        if "\n" in text:  # one term per line, maybe as a bulleted or numbered list
+            text = _LIST_BULLET.sub("", text)
         return parse_int_list(text)
 
     def wrong_answer(self, rng: random.Random, test: TestCase) -> str:
@@ -222,6 +221,7 @@ class Sequence(Task):
 _LEAD = re.compile(
     r"^(?:so,?\s*)?(?:the\s+)?(?:final\s+answer|answer|next(?:\s+\d+)?\s+(?:terms?|numbers?)|"
     r"sequence|terms?)\s*(?:is|are)?\s*[:=]?\s*", re.I)
+_LIST_BULLET = re.compile(r"^[^\S\n]*(?:[-*\u2022]|\d+[.)])[^\S\n]+", re.M)
 _INT_TOKEN = re.compile(r"^-?\d+$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+$")
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 import random
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.base import JointConstraint, Task, TaskParams, TestCase
 
 TRIANGLES = ("equilateral triangle", "isosceles triangle", "right triangle", "scalene triangle")
 QUADRILATERALS = ("square", "rectangle", "rhombus", "parallelogram", "trapezoid", "kite")
@@ -54,22 +54,21 @@ class ShapesParams(TaskParams):
         "all", description="which shape types are drawn")
     choice_count: int = Field(5, ge=2, le=15, description="candidate names listed in the question")
     max_rotation: int = Field(45, ge=0, le=180, description="rotation drawn uniformly in +-max degrees")
-    min_scale: float = Field(50.0, ge=0.001, le=10000.0, description="smallest shape radius (units)")
-    max_scale: float = Field(150.0, ge=0.001, le=10000.0, description="largest shape radius (units)")
+    min_scale: float = Field(50.0, ge=0.005, le=10000.0, description="smallest shape radius (units)")
+    max_scale: float = Field(150.0, ge=0.005, le=10000.0, description="largest shape radius (units)")
     max_offset: float = Field(100.0, ge=0.0, le=100000.0, description="centre drawn in +-max_offset")
     precision: int = Field(1, ge=0, le=4, description="decimals in the emitted coordinates")
     path_style: Literal["absolute", "relative", "mixed"] = Field(
         "absolute", description="SVG commands: absolute (L), relative (l) or a random mix")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ShapesParams:
-        if self.min_scale > self.max_scale:
-            raise ValueError(f"min_scale {self.min_scale} > max_scale {self.max_scale}")
-        floor = 50 / 10 ** self.precision
-        if self.min_scale < floor:
-            raise ValueError(f"min_scale {self.min_scale} is too small for precision {self.precision}: "
-                             f"rounding would blur the shape classes (need >= {floor:g})")
-        return self
+    constraints: ClassVar[tuple[JointConstraint, ...]] = (
+        JointConstraint(("min_scale", "max_scale"), "min_scale <= max_scale",
+                        lambda p: p.min_scale <= p.max_scale),
+        JointConstraint(("min_scale", "precision"),
+                        "min_scale >= 50 / 10**precision (50, 5, 0.5, 0.05, 0.005 at precision 0..4: "
+                        "coarser rounding of a smaller shape would blur the shape classes)",
+                        lambda p: p.min_scale >= 50 / 10 ** p.precision),
+    )
 
 
 def _unit_shape(rng: random.Random, shape: str) -> list[tuple[float, float]]:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from reasonscape.tasks.answers import unwrap_answer
 from reasonscape.tasks.base import Task, TaskParams, TestCase
@@ -77,12 +77,6 @@ class ShuffleParams(TaskParams):
     domain: Domain = Field("any", description="item domain ('any' = random per test)")
     prob_adjective: float = Field(0.0, ge=0.0, le=1.0,
                                   description="chance a gift or ball carries a colour adjective")
-
-    @model_validator(mode="after")
-    def _enough_items(self) -> ShuffleParams:
-        if self.people > MAX_PEOPLE:
-            raise ValueError(f"people {self.people} > {MAX_PEOPLE}: not enough distinct names and items")
-        return self
 
 
 class Shuffle(Task):
@@ -145,17 +139,24 @@ class Shuffle(Task):
                   "items": [canonical_item(it) for it in items]},
         )
 
-    def parse_answer(self, text: str) -> str | None:
+    answer_needs_meta = True
+
+    def parse_answer(self, text: str, meta: dict | None = None) -> str | None:
         """The item a candidate names, normalised like the reference; None for hedges and lists.
 
         'Sam', '**The Hobbit**', 'Alice has the red ball.' all parse; 'Sam or Rodrigo', 'Sam, Rodrigo'
         do not. A candidate naming two items joined by 'and' parses but cannot equal a reference.
+        With the test's meta (its items), text of more than three words that is no item is a sentence,
+        not an answer ("Hannah and Oscar swap balls.").
         """
         core = unwrap_answer(text)
         core = _HOLDER.sub("", core, count=1)
         if _HEDGES.search(core):
             return None
         canon = canonical_item(core)
+        items = (meta or {}).get("items")
+        if canon and items and canon not in items and canon.count(" ") >= 3:
+            return None
         return canon or None
 
     def wrong_answer(self, rng: random.Random, test: TestCase) -> str:

@@ -1,11 +1,12 @@
 """Sort: put a list of words in alphabetical order, ignoring case, and write them lowercase.
 
-Words come from a sorted dictionary shipped in data/sort/words.txt (about 16,500 common English words,
-including some with hyphens and apostrophes). The list is built from runs of up to `run_length`
+Words come from a sorted dictionary shipped in data/sort/words.txt (about 16,800 common English words,
+including about 450 with hyphens or apostrophes). The list is built from runs of up to `run_length`
 consecutive dictionary words (neighbours share long prefixes, which is what makes sorting hard), then
 shuffled. `prob_duplicate` repeats words, `prob_case_mutation` changes their case (UPPER, Title or
-rAnDoM), `prob_symbol` anchors runs at words with hyphens or apostrophes, and `strip_symbols` removes
-those characters so every word is letters only.
+rAnDoM), `prob_symbol` anchors runs at words with hyphens or apostrophes (drawn without replacement;
+there are more of them than the longest list has words), and `strip_symbols` removes those
+characters so every word is letters only.
 
 Order is plain character order of the lowercased words: a word that is a prefix of another comes first,
 and apostrophe and hyphen come before every letter (apostrophe before hyphen), as in ASCII.
@@ -30,6 +31,7 @@ _SYMBOLS = str.maketrans("", "", "-'")
 _WORD = re.compile(r"^[a-z]+(?:[-'][a-z]+)*$")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
 _TOKEN_EDGES = "*_`\"\u201c\u201d.,;"
+_NOTE = re.compile(r"\b(?:note|explanation|reason|because|check|why)\W*$", re.I)
 
 
 def _mutate_case(rng: random.Random, word: str) -> str:
@@ -69,31 +71,43 @@ class Sort(Task):
 
     def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
         p: SortParams = params  # type: ignore[assignment]
-        # Distinct words first, then duplicates, until the list holds `length` words.
+        # Distinct words first, then duplicates, until the list holds `length` words. Every pass takes
+        # at least one dictionary position not used before (16,800 of them, lists of at most 200), so
+        # generation always ends.
         used: set[int] = set()
         shown: list[str] = []
         runs = duplicates = 0
+        forms: set[str] = set()  # the words as shown (so only prob_duplicate ever repeats one)
+        anchors = list(_SYMBOL_POSITIONS)  # symbol words not yet drawn as anchors (drawn without replacement)
         while len(shown) < p.length:
             size = rng.randint(1, p.run_length) if p.run_length > 1 else 1
+            start = -1
             if p.prob_symbol and rng.random() < p.prob_symbol:
-                anchor = _SYMBOL_POSITIONS[rng.randrange(len(_SYMBOL_POSITIONS))]
-                start = max(0, anchor - rng.randrange(size))  # the run contains the anchor
-            else:
-                start = rng.randrange(len(_WORDS))
-            if start in used:
-                continue
-            runs += 1
+                while anchors and start < 0:
+                    k = rng.randrange(len(anchors))
+                    anchor = anchors[k]
+                    anchors[k] = anchors[-1]
+                    anchors.pop()
+                    if anchor not in used:
+                        start = max(0, anchor - rng.randrange(size))  # the run reaches the anchor
+                        if any(i in used for i in range(start, anchor)):
+                            start = anchor
+            if start < 0:  # a plain run (or every symbol word is already in the list)
+                start = _next_unused(used, rng.randrange(len(_WORDS)))
+            before = len(shown)
             for i in range(start, min(start + size, len(_WORDS))):
                 if i in used or len(shown) >= p.length:
                     break
                 used.add(i)
-                word = _WORDS[i]
+                word = _WORDS[i].translate(_SYMBOLS) if p.strip_symbols else _WORDS[i]
+                if word in forms:  # stripping made it another listed word ("we'll" -> "well")
+                    break
+                forms.add(word)
                 shown.append(word)
                 if p.prob_duplicate and len(shown) < p.length and rng.random() < p.prob_duplicate:
                     shown.append(word)
                     duplicates += 1
-        if p.strip_symbols:
-            shown = [w.translate(_SYMBOLS) for w in shown]
+            runs += len(shown) > before
         rng.shuffle(shown)
         symbols = sum(not w.isalpha() for w in shown)
         mutated = 0
@@ -121,12 +135,17 @@ class Sort(Task):
         """
         t = text.strip()
         if ":" in t:
-            t = t.rsplit(":", 1)[1]
+            lead, t = t.rsplit(":", 1)
+            if _NOTE.search(lead):  # "Note: apple comes first." is a remark about the list, not the list
+                return None
         tokens: list[str] = []
         for line in t.splitlines():
             line = _BULLET.sub("", line)
-            for tok in line.replace(",", " ").split():
-                tok = tok.strip(_TOKEN_EDGES).lower()
+            # With commas, each comma-separated piece must be one word: "sorry, but I can't" is prose.
+            for tok in (line.split(",") if "," in line else line.split()):
+                tok = tok.strip().strip(_TOKEN_EDGES).lower()
+                if not tok and "," in line:
+                    continue  # "a, b, c," trailing comma
                 if not _WORD.match(tok):
                     return None
                 tokens.append(tok)
@@ -154,6 +173,14 @@ class Sort(Task):
         p: SortParams = params  # type: ignore[assignment]
         return (0.1 + 0.03 * p.length + 0.08 * math.log2(p.run_length) + 0.2 * p.prob_duplicate
                 + 0.25 * p.prob_case_mutation + (0.0 if p.strip_symbols else 0.2 * p.prob_symbol))
+
+
+def _next_unused(used: set[int], i: int) -> int:
+    """First dictionary position at or after i (wrapping) that is not used; the list is far shorter
+    than the dictionary, so one always exists."""
+    while i in used:
+        i = (i + 1) % len(_WORDS)
+    return i
 
 
 def _common_prefix(a: str, b: str) -> int:

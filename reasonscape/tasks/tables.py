@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
 from itertools import accumulate
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from reasonscape.tasks.base import Task, TaskParams, TestCase
+from reasonscape.tasks.answers import parse_count_sentence
+from reasonscape.tasks.base import JointConstraint, Task, TaskParams, TestCase
 
 Format = Literal["csv", "markdown", "fixed_width", "json"]
 Operation = Literal["count", "sum", "mode", "median", "min", "max", "first", "last"]
@@ -138,12 +139,12 @@ class TablesParams(TaskParams):
     row_ids: Literal["numeric", "label", "mixed"] = Field(
         "mixed", description="numeric ids, string labels, or either per test")
 
-    @model_validator(mode="after")
-    def _enough_columns(self) -> TablesParams:
-        if self.filter_complexity > self.num_columns - 1:
-            raise ValueError(f"filter_complexity {self.filter_complexity} needs num_columns >= "
-                             f"{self.filter_complexity + 1} (the aggregated column is never filtered)")
-        return self
+    constraints: ClassVar[tuple[JointConstraint, ...]] = (
+        JointConstraint(("filter_complexity", "num_columns"),
+                        "num_columns >= filter_complexity + 1 (each filter uses its own column and the "
+                        "aggregated column is never filtered)",
+                        lambda p: p.num_columns >= p.filter_complexity + 1),
+    )
 
 
 def fmt_number(value: int | Fraction, decimals: int = 0) -> str:
@@ -341,7 +342,8 @@ class Tables(Task):
     # -- answers ----------------------------------------------------------------------------
 
     def parse_answer(self, text: str) -> str | None:
-        return parse_cell(text)
+        """A value or id (see parse_cell), or a count stated in a sentence ("There are 6 rows where ...")."""
+        return parse_cell(text) or parse_count_sentence(text)
 
     def wrong_answer(self, rng: random.Random, test: TestCase) -> str:
         ref = test.reference
