@@ -1,6 +1,6 @@
-"""ReasonScape analyze.py (not built yet: prints a one-line notice)."""
-
-from reasonscape.cli.pending import main
+"""Stage 4: analysis verbs over a dataset's PointsDB. See `python analyze.py --help`."""
 
 if __name__ == "__main__":
-    main("analyze")
+    from reasonscape.cli.analyze import main
+
+    main()

@@ -1,0 +1,186 @@
+"""analyze.py: the analysis verbs over a dataset's PointsDB (option parsing and rendering only).
+
+Every verb is `reasonscape.analysis.verbs.<verb>(dataset, ...)` plus the one renderer; the options
+shared by verbs come from one decorator (reasonscape.analysis.options).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from reasonscape.analysis.options import analysis_options
+from reasonscape.cli.common import run_command
+
+DATASET = click.argument("dataset", metavar="DATASET")
+_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _emit(result: Any, fmt: str, output_dir: str | None = None, width: int | None = None,
+          output: str | None = None) -> None:
+    from reasonscape.analysis.render import emit
+
+    emit(result, fmt, output_dir, width, output)
+
+
+@click.group(context_settings=_CTX)
+def cli() -> None:
+    """Analyse a dataset: python analyze.py <verb> data/<name>.json [options].
+
+    DATASET is a dataset config (data/<name>.json) or a PointsDB file. Tables go to stdout (or to
+    files with --output-dir); PNGs are written to --output-dir (default .) and their paths printed.
+    """
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--search", help="Regex on model name or label (case-insensitive).")
+@click.option("--facets", "facets", help="Comma-separated key:value pairs, all required (e.g. size:small,arch:moe).")
+@click.option("--groups", "groups", help="Alias of --facets.")
+@analysis_options(formats=("table", "markdown", "json"), default_format="table")
+def evals(dataset: str, search: str | None, facets: str | None, groups: str | None, filters: Any, fmt: str,
+          output_dir: str | None) -> None:
+    """List evaluations (eval_id, label, model, template, sampler, groups, hf_id, counts)."""
+    from reasonscape.analysis import verbs
+    from reasonscape.errors import InputError
+
+    if facets is not None and groups is not None:
+        raise InputError("give --facets or its alias --groups, not both")
+    _emit(verbs.evals(dataset, search=search, facets=facets if facets is not None else groups, filters=filters),
+          fmt, output_dir)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--search", help="Regex on task name (case-insensitive).")
+@analysis_options()
+def tasks(dataset: str, search: str | None, filters: Any, fmt: str, output_dir: str | None) -> None:
+    """List base tasks: point/eval/test counts and the views their config defines."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.tasks(dataset, search=search, filters=filters), fmt, output_dir)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@analysis_options(group_by="base_task")
+def tokens(dataset: str, filters: Any, group_by: str, fmt: str, output_dir: str | None) -> None:
+    """Token use per test for every (eval, group): prompt, completion, and completion by outcome."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.tokens(dataset, filters=filters, group_by=group_by), fmt, output_dir)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--sort", multiple=True, metavar="PARAM", help="Sort by this params key (no params. prefix); repeatable.")
+@analysis_options(split_by="base_task", mode="C_P", formats=("markdown", "md", "json"))
+def points(dataset: str, sort: tuple[str, ...], filters: Any, split_by: str | None, mode: str, fmt: str,
+           output_dir: str | None) -> None:
+    """Per-point data with point ids (the input of probe.py), one file per --split-by value."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.points(dataset, filters=filters, split_by=split_by, sort=sort, mode=mode),
+          "markdown" if fmt == "md" else fmt, output_dir)
+
+
+@cli.command(context_settings=_CTX)
+@click.argument("dataset", metavar="[DATASET]", required=False)
+@click.option("--hf-id", "hf_ids", multiple=True, metavar="ORG/NAME",
+              help="Hugging Face model id (repeatable); skips the dataset.")
+@click.option("--eval-id", "eval_ids", multiple=True, metavar="HASH", help="Only this eval (repeatable).")
+@analysis_options(formats=("markdown", "json"), output_dir=False)
+@click.option("--output-dir", required=True, type=click.Path(file_okay=False), help="Cache directory.")
+def modelinfo(dataset: str | None, hf_ids: tuple[str, ...], eval_ids: tuple[str, ...], filters: Any, fmt: str,
+              output_dir: str) -> None:
+    """Download README, *config.json and recipe.yaml per model from the Hugging Face Hub, plus MODELINFO.md."""
+    from reasonscape.analysis import verbs
+    from reasonscape.errors import InputError
+
+    if hf_ids and (dataset or eval_ids or filters):
+        raise InputError("--hf-id skips the dataset: give either --hf-id or DATASET [--filters/--eval-id]")
+    if not hf_ids and not dataset:
+        raise InputError("give DATASET (data/<name>.json) or --hf-id ORG/NAME")
+    result = verbs.modelinfo(dataset, output_dir=output_dir, hf_ids=hf_ids, filters=filters, eval_ids=eval_ids)
+    if fmt == "json":
+        _emit(result, "json")
+    else:
+        click.echo(str(result.options["output_dir"]).rstrip("/") + "/MODELINFO.md")
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--sort", default="score", show_default=True, type=click.Choice(("score", "ratio")),
+              help="score (ReasonScore) or ratio (score/token).")
+@click.option("--top", type=click.IntRange(min=1, max=10**6), help="Only the top N by rank.")
+@analysis_options(group_by="base_task", mode="C_P", formats=("markdown", "json", "png"), width=1400)
+def scores(dataset: str, sort: str, top: int | None, filters: Any, group_by: str, mode: str, fmt: str,
+           width: int, output_dir: str | None) -> None:
+    """ReasonScore ranking with bootstrap CI and score/token."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.scores(dataset, filters=filters, group_by=group_by, sort=sort, top=top, mode=mode), fmt,
+          output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@analysis_options(group_by="eval_id", facet_by="base_task", split_by=None, mode="C_P",
+                  formats=("markdown", "json", "png"), width=1200)
+def cluster(dataset: str, filters: Any, group_by: str, facet_by: str | None, split_by: str | None, mode: str,
+            fmt: str, width: int, output_dir: str | None) -> None:
+    """Clusters of statistically indistinguishable series per facet (confidence-interval overlap)."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.cluster(dataset, filters=filters, group_by=group_by, facet_by=facet_by, split_by=split_by,
+                        mode=mode), fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@analysis_options(group_by="eval_id", facet_by="base_task", mode="C_P")
+def rank(dataset: str, filters: Any, group_by: str, facet_by: str | None, mode: str, fmt: str,
+         output_dir: str | None) -> None:
+    """Rank across facets: sum of each series' best cluster position (missing facet = invalid)."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.rank(dataset, filters=filters, group_by=group_by, facet_by=facet_by, mode=mode), fmt, output_dir)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--sort", default="expected-wins", show_default=True,
+              type=click.Choice(("expected-wins", "bradley-terry")), help="Ranking order.")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file (instead of --output-dir).")
+@analysis_options(group_by="base_task", mode="C_P", modes=("C_P", "C_I"), formats=("markdown", "json", "png"),
+                  width=1200)
+def pairwise(dataset: str, sort: str, output: str | None, filters: Any, group_by: str, mode: str, fmt: str,
+             width: int, output_dir: str | None) -> None:
+    """Head-to-head win probabilities per group and a Bradley-Terry ranking."""
+    from reasonscape.analysis import verbs
+    from reasonscape.errors import InputError
+
+    if output and output_dir:
+        raise InputError("give --output FILE or --output-dir DIR, not both")
+    _emit(verbs.pairwise(dataset, filters=filters, group_by=group_by, mode=mode, sort=sort), fmt, output_dir,
+          width, output)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--compare-modes", is_flag=True, help="All six estimators side by side.")
+@click.option("--raw-counters", is_flag=True, help="Add n_u, n_t, n_e, g.")
+@click.option("--tokens", "tokens_", is_flag=True, help="Add token average columns.")
+@analysis_options(group_by="eval_id", facet_by="base_task", split_by=None, mode="C_P")
+def aggregate(dataset: str, compare_modes: bool, raw_counters: bool, tokens_: bool, filters: Any, group_by: str,
+              facet_by: str | None, split_by: str | None, mode: str, fmt: str, output_dir: str | None) -> None:
+    """Pooled statistics per (split, facet, series): intervals, raw counters, tokens."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.aggregate(dataset, filters=filters, group_by=group_by, facet_by=facet_by, split_by=split_by,
+                          mode=mode, compare_modes=compare_modes, raw=raw_counters, tokens=tokens_), fmt, output_dir)
+
+
+def main(args: list[str] | None = None) -> None:
+    run_command(cli, args)
