@@ -73,14 +73,21 @@ def test_scores_json_ranks_the_demo_models_by_ability(demo, capsys):
     assert all(r["ci_low"] <= r["score"] <= r["ci_high"] for r in rows)
 
 
-def test_scores_matches_the_reference_scores_function(demo):
+def test_scores_pooled_in_duckdb_match_scoring_every_point_in_python(demo):
+    """The verb pools counters per (eval, group) in SQL; the same numbers must come from the points
+    decoded one by one and scored with stats.reasonscores (the independent, slow path)."""
     from reasonscape.analysis import verbs
+    from reasonscape.analysis.dimensions import dimension_values
     from reasonscape.analysis.query import open_db
-    from reasonscape.analysis.scores import scores as reference
+    from reasonscape.stats import reasonscores
 
     db, _ = open_db(demo)
     with db:
-        ref = reference(db)
+        frame = db.query(None, columns=["eval_id", "base_task", "params", "manifold", "facets", "n", "correct",
+                                        "truncated", "guess", "guess_truncated", "completion_tokens"])
+    frame["_group"] = dimension_values(frame, "base_task").astype(str)
+    ref = reasonscores(frame, series="eval_id", group_by="_group", bootstrap=1000, seed=0)
+    ref = ref.sort_values(["score", "eval_id"], ascending=[False, True]).reset_index(drop=True)
     ours = verbs.scores(demo).frame
     assert list(ours["eval_id"]) == list(ref["eval_id"])
     assert ours["score"].round(9).tolist() == ref["score"].round(9).tolist()

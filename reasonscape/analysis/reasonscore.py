@@ -1,7 +1,7 @@
 """`scores`: the ReasonScore table from counters pooled in DuckDB (fast on a million points).
 
-Same numbers and columns as `reasonscape.analysis.scores.scores` (which decodes every point in
-Python); the statistics are reasonscape.stats.reasonscores.
+The one implementation: `reasonscape.analysis.scores.scores` (evaluate.py's summary) returns its frame.
+The statistics are reasonscape.stats.reasonscores.
 """
 
 from __future__ import annotations
