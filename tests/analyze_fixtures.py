@@ -43,3 +43,16 @@ def build_sim(tmp: Path, abilities: dict[str, float] = SIM_ABILITY) -> Path:
     out = evaluate_interview(",".join(folders), db, progress=False, parallel=1)
     assert out.exit_code == 0
     return db
+
+
+def run_analyze(capsys, *args) -> tuple[int, str, str]:
+    """analyze.py's entry point in-process: (exit code, stdout, stderr)."""
+    from reasonscape.cli.analyze import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

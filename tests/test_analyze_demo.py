@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 from analyze_fixtures import ROOT, build_demo
+from analyze_fixtures import run_analyze as run
 from PIL import Image
-
-from reasonscape.cli.analyze import main
 
 VERB_FORMATS = {
     "evals": ["table", "markdown", "json"],
@@ -33,14 +32,6 @@ def demo(tmp_path_factory) -> Path:
     return build_demo(tmp_path_factory.mktemp("demo"))
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("verb,fmt", [(v, f) for v, fs in VERB_FORMATS.items() for f in fs])

@@ -9,9 +9,8 @@ import socket
 import duckdb
 import pytest
 from analyze_fixtures import build_demo
+from analyze_fixtures import run_analyze as run
 from hf_hub_server import FakeHub
-
-from reasonscape.cli.analyze import main
 
 CONFIG = {"model_type": "qwen3_moe", "architectures": ["Qwen3MoeForCausalLM"], "num_hidden_layers": 48,
           "hidden_size": 2048, "num_attention_heads": 32, "num_key_value_heads": 4, "num_experts": 128,
@@ -33,14 +32,6 @@ def hub(monkeypatch, tmp_path):
         yield server
 
 
-def run(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_hf_id_downloads_readme_configs_and_recipe(hub, tmp_path, capsys):

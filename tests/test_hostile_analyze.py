@@ -10,8 +10,8 @@ import json
 
 import pytest
 from analyze_fixtures import build_demo
+from analyze_fixtures import run_analyze as run
 
-from reasonscape.cli.analyze import main
 from reasonscape.pointsdb import PointsDB
 
 SQL = "base_task; DROP TABLE points; --"
@@ -30,14 +30,6 @@ def demo(tmp_path_factory):
     return build_demo(tmp_path_factory.mktemp("hostile"))
 
 
-def run(capsys, *args):
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, out, err, code_expected=2):
