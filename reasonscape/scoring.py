@@ -164,7 +164,8 @@ def answer_candidates(completion: str, multiline: bool = False, truncated: bool 
         low = text.lower()  # string search, not a lazy regex per tag (quadratic on "<answer>" * n)
         close = low.rfind("</answer>")
         start = low.rfind("<answer>", 0, close if close != -1 else len(low))
-        if start != -1:  # the last block; "<answer>42" without a closing tag still counts
+        if start != -1 and not (close == -1 and _placeholder_tag(text, start)):
+            # the last block; "<answer>42" without a closing tag still counts
             yield from _cleaned(text[start + len("<answer>"): close if close != -1 else len(text)])
     if _BOXED in text:
         for c in _boxed(text):
@@ -194,6 +195,17 @@ def answer_candidates(completion: str, multiline: bool = False, truncated: bool 
         if ":" in last:
             yield from _cleaned(last.rsplit(":", 1)[1])
     yield from _statement(stripped)
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+def _placeholder_tag(text: str, start: int) -> bool:
+    """An unclosed "<answer>" that is the format's placeholder echoed in brackets, "(<answer>)": the
+    bracket after it closes the one before it, so it is not an answer (a reply of ")" would be)."""
+    before = text[:start].rstrip()
+    after = text[start + len("<answer>"):].strip()
+    return bool(before) and _PAIRS.get(before[-1]) == after
 
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from reasonscape.tasks.answers import parse_integer, unwrap_answer
+from reasonscape.tasks.answers import parse_count_sentence, parse_integer, unwrap_answer
 from reasonscape.tasks.base import JointConstraint, Task, TaskParams, TestCase
 from reasonscape.tasks.phrasing import listing
 
@@ -41,6 +41,28 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _WORD_VALUES = {w: i for i, w in enumerate(NUMBER_WORDS)} | _TENS
 _NUMBER_WORD = re.compile(r"^(?:(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ])?([a-z]+)$")
+_WORD_IN_TEXT = re.compile(r"\b(?:(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ])?([A-Za-z]+)\b")
+
+
+def _word_value(tens: str | None, unit: str) -> str | None:
+    """'twenty', 'one' -> '21'; 'seven' -> '7'; anything that is not a number word -> None."""
+    unit = unit.lower()
+    if tens:
+        tens = tens.lower()
+        return str(_TENS[tens] + NUMBER_WORDS.index(unit)) if unit in NUMBER_WORDS[1:10] else None
+    value = _WORD_VALUES.get(unit)
+    return None if value is None else str(value)
+
+
+def _spell_out(m: re.Match[str]) -> str:
+    """A number word of a sentence as digits ("twenty apples" -> "20 apples"); other words unchanged."""
+    tens, unit = m.groups()
+    value = _word_value(tens, unit)
+    if value is not None:
+        return value
+    if tens:
+        return f"{_TENS[tens.lower()]} {_word_value(None, unit) or unit}"
+    return m.group(0)
 #: Vowel-initial words said with a consonant sound take "a", not "an".
 _A_NOT_AN = frozenset({"ukulele", "unicycle", "used"})
 _OPENINGS = ("I have", "I own", "I've got")
@@ -130,12 +152,11 @@ class Objects(Task):
             return digits
         m = _NUMBER_WORD.match(core.lower())
         if not m:
-            return None
-        tens, unit = m.groups()
-        if tens:
-            return str(_TENS[tens] + NUMBER_WORDS.index(unit)) if unit in NUMBER_WORDS[1:10] else None
-        value = _WORD_VALUES.get(unit)
-        return None if value is None else str(value)
+            # A count stated in words inside a sentence ("You have three colanders."): the same sentence
+            # rule as digits, so "one apple and three pears" (two numbers) stays unreadable.
+            spelled = _WORD_IN_TEXT.sub(_spell_out, core)
+            return parse_count_sentence(spelled) if spelled != core else None
+        return _word_value(*m.groups())
 
     def wrong_answer(self, rng: random.Random, test: TestCase) -> str:
         """Off by the quantity of one item: a missed item, a counted distractor, a double count."""
