@@ -1,6 +1,6 @@
-"""ReasonScape data.py (not built yet: prints a one-line notice)."""
-
-from reasonscape.cli.pending import main
+"""Share result folders and PointsDB files as content-addressed blobs. See `python data.py --help`."""
 
 if __name__ == "__main__":
-    main("data")
+    from reasonscape.cli.data import main
+
+    main()

@@ -1,6 +1,6 @@
-"""ReasonScape explorer.py (not built yet: prints a one-line notice)."""
+"""ReasonScape explorer.py: the explorer web app. See `python explorer.py --help` and docs/webapps.md."""
 
-from reasonscape.cli.pending import main
+from reasonscape.cli.webapps import main
 
 if __name__ == "__main__":
     main("explorer")

@@ -1,6 +1,6 @@
-"""ReasonScape leaderboard.py (not built yet: prints a one-line notice)."""
+"""ReasonScape leaderboard.py: the leaderboard web app. See `python leaderboard.py --help` and docs/webapps.md."""
 
-from reasonscape.cli.pending import main
+from reasonscape.cli.webapps import main
 
 if __name__ == "__main__":
     main("leaderboard")

@@ -1,6 +1,6 @@
-"""ReasonScape probe.py (not built yet: prints a one-line notice)."""
+"""ReasonScape probe.py: raw-trace forensics on chosen points (fft, failure, truncation)."""
 
-from reasonscape.cli.pending import main
+from reasonscape.cli.probe import main
 
 if __name__ == "__main__":
-    main("probe")
+    main()

@@ -1,6 +1,6 @@
-"""ReasonScape spiderweb.py (not built yet: prints a one-line notice)."""
+"""ReasonScape spiderweb.py: the spiderweb web app. See `python spiderweb.py --help` and docs/webapps.md."""
 
-from reasonscape.cli.pending import main
+from reasonscape.cli.webapps import main
 
 if __name__ == "__main__":
     main("spiderweb")

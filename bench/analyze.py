@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 VERBS = [["scores"], ["cluster"], ["rank"], ["pairwise"], ["aggregate", "--compare-modes"],
          ["scores", "--format", "png", "--output-dir", "{tmp}"], ["pairwise", "--format", "json"],
-         ["tokens"], ["evals"]]
+         ["tokens"], ["evals"], ["compare", "{a}", "{b}"]]
 TARGET_S, TARGET_RSS = 2.0, 2 * 2**30
 
 
@@ -64,7 +64,8 @@ def build(db: Path, evals: int, tasks: int, points: int) -> None:
                 SELECT *, LEAST(n - trunc, GREATEST(0, CAST(round((n - trunc) * (gc + (1 - gc) * p)
                            + sqrt(n * p * (1 - p) + 0.01) * (random() + random() + random() - 1.5) * 2) AS INTEGER)))
                            AS c FROM drawn)
-            SELECT row_number() OVER () - 1, printf('%06x', e * 40503 % 16777216), 'model-' || e, 'zerocot-nosys',
+            SELECT printf('%016x', row_number() OVER () - 1), printf('%06x', e * 40503 % 16777216), 'model-' || e,
+                   'zerocot-nosys',
                    'greedy-4k', 'task' || lpad(t::VARCHAR, 2, '0'),
                    json_object('length', 4 * (a + 1), 'depth', b), json_object('id', 'grid', 'target_tokens', NULL),
                    json_object('size', CASE WHEN e % 2 = 0 THEN 'small' ELSE 'large' END),
@@ -74,6 +75,14 @@ def build(db: Path, evals: int, tasks: int, points: int) -> None:
                    c * 450, (n - trunc - c) * 600, 0, trunc * 4096,
                    256, [], [], [], [], [], [], [], [], []
             FROM counted""", [evals, tasks, points])
+        # Which test indexes were counted / correct (compare's paired input): the first n resp. c bits.
+        con.execute("""
+            INSERT INTO point_tests
+            SELECT id, unhex(repeat('ff', n // 8) || CASE WHEN n % 8 > 0 THEN printf('%02x', (1 << (n % 8)) - 1)
+                                                          ELSE '' END),
+                       unhex(repeat('ff', correct // 8) || CASE WHEN correct % 8 > 0
+                                                                THEN printf('%02x', (1 << (correct % 8)) - 1) ELSE '' END)
+            FROM points""")
         con.execute("CHECKPOINT")
     tmp.rename(db)
 
@@ -122,7 +131,7 @@ def main() -> None:
                         "--points", str(a.points)], check=True)
         print(f"built {db} in {time.perf_counter() - t0:.1f}s ({db.stat().st_size / 2**20:.0f} MiB)", file=sys.stderr)
     n = a.evals * a.tasks * a.points
-    cases = [([v[0], str(db), *[x.format(tmp=work) for x in v[1:]]], " ".join(v).replace(" --output-dir {tmp}", ""),
+    cases = [([v[0], str(db), *[x.format(tmp=work, a=f"{0:06x}", b=f"{40503 % 16777216:06x}") for x in v[1:]]], " ".join(v).replace(" --output-dir {tmp}", ""),
               TARGET_S) for v in VERBS]
     cases.append((["scores", str(demo_dataset(work / "demo"))] if (work / "demo").mkdir(exist_ok=True) is None
                   else [], "scores <demo dataset>", 1.0))

@@ -56,3 +56,15 @@ def eval_id(model: str, template: str, sampler: str) -> str:
 def cache_key(request_body: dict[str, Any]) -> str:
     """Key of a request in the response cache: sha256 of its canonical JSON body."""
     return hashlib.sha256(canonical_bytes(request_body)).hexdigest()
+
+
+#: Hex digits of a point id (64 bits: a collision among 10^7 points has odds of about 3 in 10^6).
+POINT_ID_CHARS = 16
+
+
+def point_id(model: str, template: str, sampler: str, base_task: str, params: dict[str, Any] | str) -> str:
+    """The stable id of a point: the first 16 hex digits of sha256 over the compact JSON array
+    `[model, template, sampler, base_task, params]`, params being the canonical params JSON *text*
+    (sorted keys, no `count`; a dict is canonicalised first). Equal on every machine and every run."""
+    key = params if isinstance(params, str) else params_key(params)
+    return sha256_hex(canonical_json([model, template, sampler, base_task, key]))[:POINT_ID_CHARS]

@@ -14,18 +14,25 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 
 from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.identity import POINT_ID_CHARS
 from reasonscape.stats import MODES, Z95
 from reasonscape.stats import add_estimates as _add_estimates
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: 2 added points.duplicates (repeated questions, not counted); a version-1 DB is upgraded in place
-#: by evaluate.py (which then re-reads every file), and refused by readers until then.
-SCHEMA_VERSION = 2
+    from reasonscape.records import TestLocation
+
+#: 2 added points.duplicates (repeated questions, not counted). 3: stable point ids (VARCHAR, see
+#: `point_id`), per-point test bitmaps (`point_tests`) and test locations (`point_locations`,
+#: `file_frames`). An older DB is rebuilt by evaluate.py (its tables dropped, every file re-read) and
+#: refused by readers until then.
+SCHEMA_VERSION = 3
+_POINT_ID = re.compile(r"[0-9a-f]{16}")
 
 EVALS_DDL = """
 CREATE TABLE IF NOT EXISTS evals (
@@ -42,7 +49,7 @@ CREATE TABLE IF NOT EXISTS evals (
 
 #: Point columns in table order, with their SQL types (docs/evaluate.md describes each).
 POINT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("id", "INTEGER PRIMARY KEY"),
+    ("id", "VARCHAR PRIMARY KEY"),
     ("eval_id", "VARCHAR NOT NULL"),
     ("model", "VARCHAR NOT NULL"),
     ("template", "VARCHAR NOT NULL"),
@@ -110,7 +117,36 @@ FILE_POINTS_DDL = """
 CREATE TABLE IF NOT EXISTS file_points (
     path VARCHAR NOT NULL,
     eval_id VARCHAR NOT NULL,
-    point_id INTEGER NOT NULL
+    point_id VARCHAR NOT NULL
+)"""
+
+#: Per point, which test indexes were counted (answered, first of their question) and which of those
+#: were correct: bit i of byte i // 8 (least significant first) is test index i; trailing zero bytes
+#: are dropped. popcount(counted) = points.n.
+POINT_TESTS_DDL = """
+CREATE TABLE IF NOT EXISTS point_tests (
+    id VARCHAR PRIMARY KEY,
+    counted BLOB NOT NULL,
+    correct BLOB NOT NULL
+)"""
+
+#: Per (point, file): the byte offset and length (without the newline) of every line holding the
+#: point's tests. `path` is relative to the PointsDB file's directory ('/'-separated), offsets are
+#: plain-text positions (decompressed ones for .zst).
+POINT_LOCATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS point_locations (
+    id VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    offsets BIGINT[] NOT NULL,
+    lengths INTEGER[] NOT NULL
+)"""
+
+#: Seek points of each .zst file read: the compressed and plain offsets where its zstd frames start.
+FILE_FRAMES_DDL = """
+CREATE TABLE IF NOT EXISTS file_frames (
+    path VARCHAR PRIMARY KEY,
+    compressed BIGINT[] NOT NULL,
+    plain BIGINT[] NOT NULL
 )"""
 
 META_DDL = "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
@@ -119,7 +155,18 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS points_eval_id ON points (eval_id)",
     "CREATE INDEX IF NOT EXISTS points_base_task ON points (base_task)",
     "CREATE INDEX IF NOT EXISTS file_points_point ON file_points (point_id)",
+    "CREATE INDEX IF NOT EXISTS point_locations_id ON point_locations (id)",
 )
+TABLES = ("meta", "evals", "points", "files", "file_points", "point_tests", "point_locations", "file_frames")
+
+
+def check_point_id(value: Any) -> str:
+    """A point id as given by a user (any case, surrounding blanks ignored); InputError otherwise."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None or not _POINT_ID.fullmatch(text):
+        raise InputError(f"point id {_short(value)} not found: point ids are {POINT_ID_CHARS} hex digits "
+                         "(analyze.py points lists them)")
+    return text
 
 # -- filters ------------------------------------------------------------------------------------
 
@@ -199,10 +246,10 @@ def compile_filters(filters: dict[str, Any] | str | None, alias: str = "") -> tu
             params.extend(vals)
         elif key == "id":
             vals = _values(key, value)
-            if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_ID for x in vals):
-                raise InputError(f"--filters: 'id' values must be point ids (integers 0..{MAX_ID})")
+            if not all(isinstance(x, str) and _POINT_ID.fullmatch(x.strip().lower()) for x in vals):
+                raise InputError(f"--filters: 'id' values must be point ids ({POINT_ID_CHARS} hex digits)")
             clauses.append(f"{p}id IN ({', '.join('?' * len(vals))})")
-            params.extend(vals)
+            params.extend(x.strip().lower() for x in vals)
         elif key == "groups":
             if isinstance(value, str):
                 value = [[value]]
@@ -339,24 +386,17 @@ class PointsDB:
         return rows[0][0] if rows else None
 
     def _upgrade(self, version: str) -> None:
-        """Bring an older DB to this schema in one transaction: new columns get their neutral value and
-        every file is marked for re-reading (the next evaluate run fills the new columns)."""
+        """Rebuild an older DB for this schema: point ids changed type (integers -> stable hex ids) and
+        the test bitmaps and locations exist only in a fresh read, so every table is dropped in one
+        transaction; the run that opened it (evaluate.py) then reads every file again."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            for ddl in INDEXES:
-                con.execute("DROP INDEX IF EXISTS " + ddl.split(" IF NOT EXISTS ")[1].split(" ")[0])
-            have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() "
-                                              "WHERE table_name = 'points'").fetchall()}
-            con.execute(_points_ddl("points_upgrade"))
-            cols = ", ".join(_quote_ident(c) if c in have else f"0 AS {_quote_ident(c)}" for c in POINT_COLUMN_NAMES)
-            con.execute(f"INSERT INTO points_upgrade SELECT {cols} FROM points")
-            con.execute("DROP TABLE points")
-            con.execute("ALTER TABLE points_upgrade RENAME TO points")
-            con.execute("UPDATE files SET graded = 'upgraded-from-' || ?", [version])
-            for ddl in INDEXES:
-                con.execute(ddl)
-            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            have = set(self._tables())
+            for t in TABLES:
+                if t in have:
+                    con.execute(f"DROP TABLE {t}")
+            self.ensure_schema()
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -364,7 +404,7 @@ class PointsDB:
 
     def _has_schema(self) -> bool:
         row = self.con.execute("SELECT value FROM duckdb_tables() t JOIN meta ON key = 'schema_version' "
-                               "WHERE t.table_name = 'file_points' LIMIT 1").fetchone() if self._has_meta() else None
+                               "WHERE t.table_name = 'file_frames' LIMIT 1").fetchone() if self._has_meta() else None
         return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _has_meta(self) -> bool:
@@ -381,7 +421,8 @@ class PointsDB:
         self.con.close()
 
     def ensure_schema(self) -> None:
-        for ddl in (META_DDL, EVALS_DDL, POINTS_DDL, FILES_DDL, FILE_POINTS_DDL, *INDEXES):
+        for ddl in (META_DDL, EVALS_DDL, POINTS_DDL, FILES_DDL, FILE_POINTS_DDL, POINT_TESTS_DDL, POINT_LOCATIONS_DDL,
+                    FILE_FRAMES_DDL, *INDEXES):
             self.con.execute(ddl)
         self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
@@ -467,23 +508,64 @@ class PointsDB:
             f"""SELECT base_task, count(*) AS points, count(DISTINCT eval_id) AS evals, sum(n) AS tests
                 FROM points WHERE {where} GROUP BY base_task ORDER BY base_task""", params).df()
 
-    def point(self, point_id: int | str) -> dict[str, Any]:
+    def point(self, point_id: str) -> dict[str, Any]:
         """All columns of one point (forensic arrays included) as a dict; a malformed or unknown id is an
         InputError."""
-        pid = point_id
-        if isinstance(pid, str) and re.fullmatch(r"\s*\d{1,10}\s*", pid):
-            pid = int(pid)
-        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid <= MAX_ID:
-            raise InputError(f"point id {_short(point_id)}: expected an integer 0..{MAX_ID}")
+        pid = check_point_id(point_id)
         df = self.query({"id": [pid]}, columns="*")
         if df.empty:
-            raise InputError(f"point id {point_id} not found in {self.path}")
+            raise InputError(f"point id {pid} not found in {self.path}")
         return df.iloc[0].to_dict()
+
+    def _known_point(self, point_id: str) -> str:
+        pid = check_point_id(point_id)
+        if not self.con.execute("SELECT count(*) FROM points WHERE id = ?", [pid]).fetchone()[0]:
+            raise InputError(f"point id {pid} not found in {self.path} (analyze.py points lists the ids)")
+        return pid
+
+    def test_locations(self, point_id: str, root: str | Path | None = None) -> list[TestLocation]:
+        """Where the point's tests sit in the raw NDJSON: one TestLocation per line, in (file, offset)
+        order, for `reasonscape.records.read_point_tests`. Paths are stored relative to the PointsDB's
+        directory and resolved against `root` (default: that directory), so a dataset moved with its
+        DB still resolves. An unknown id, or a point without recorded locations, is an InputError."""
+        from reasonscape.records import TestLocation
+
+        pid = self._known_point(point_id)
+        base = Path(root) if root is not None else self.path.resolve().parent
+        rows = self.con.execute(
+            "SELECT l.path, l.offsets, l.lengths, f.compressed, f.plain FROM point_locations l "
+            "LEFT JOIN file_frames f ON f.path = l.path WHERE l.id = ? ORDER BY l.path", [pid]).fetchall()
+        if not rows:
+            raise InputError(f"point id {pid}: no test locations recorded in {self.path} (run evaluate.py to "
+                             "rebuild it)")
+        out: list[TestLocation] = []
+        import bisect
+
+        for rel, offsets, lengths, comp, plain in rows:
+            path = base / rel
+            zst = comp is not None
+            for off, n in zip(offsets, lengths, strict=True):
+                if zst:
+                    k = max(bisect.bisect_right(plain, off) - 1, 0)
+                    out.append(TestLocation(pid, path, off, n, "zst", comp[k], plain[k]))
+                else:
+                    out.append(TestLocation(pid, path, off, n))
+        return out
+
+    def test_bitmaps(self, point_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(counted, correct) boolean arrays over the point's test indexes (see POINT_TESTS_DDL)."""
+        pid = self._known_point(point_id)
+        row = self.con.execute("SELECT counted, correct FROM point_tests WHERE id = ?", [pid]).fetchone()
+        if row is None:
+            raise InputError(f"point id {pid}: no test bitmaps recorded in {self.path} (run evaluate.py to "
+                             "rebuild it)")
+        return unpack_bits(row[0]), unpack_bits(row[1])
 
     def export_rows(self, table: str) -> list[tuple]:
         """Every row of a table in a fixed order (used to check that re-running evaluate changes nothing)."""
         order = {"points": "id", "evals": "eval_id", "files": "path, eval_id",
-                 "file_points": "path, eval_id, point_id", "meta": "key"}
+                 "file_points": "path, eval_id, point_id", "meta": "key", "point_tests": "id",
+                 "point_locations": "id, path", "file_frames": "path"}
         if table not in order:
             raise InputError(f"unknown table '{table}'")
         return self.con.execute(f"SELECT * FROM {table} ORDER BY {order[table]}").fetchall()
@@ -500,7 +582,7 @@ class PointsDB:
             self.con.execute("INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?::VARCHAR[], ?, ?::VARCHAR[], ?)",
                              list(eval_values(r)))
 
-    def point_ids(self) -> dict[tuple[str, str, str, str, str], int]:
+    def point_ids(self) -> dict[tuple[str, str, str, str, str], str]:
         """Identity tuple -> id of every stored point."""
         rows = self.con.execute("SELECT model, template, sampler, base_task, params::VARCHAR, id FROM points").fetchall()
         return {tuple(r[:5]): r[5] for r in rows}
@@ -517,14 +599,14 @@ class PointsDB:
         import tempfile
 
         types = {c: ("VARCHAR" if t.startswith("JSON") else t.split(" ")[0]) for c, t in POINT_COLUMNS}
-        ids = [int(r["id"]) for r in rows]
+        ids = [str(r["id"]) for r in rows]
         fd, tmp = tempfile.mkstemp(suffix=".ndjson", prefix=".points-", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 for r in rows:
                     fh.write(orjson.dumps({c: r[c] for c in POINT_COLUMN_NAMES}, option=orjson.OPT_SERIALIZE_NUMPY))
                     fh.write(b"\n")
-            self.con.execute("DELETE FROM points WHERE id IN (SELECT unnest(?::INTEGER[]))", [ids])
+            self.con.execute("DELETE FROM points WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
             cols = ", ".join(_quote_ident(c) for c in POINT_COLUMN_NAMES)
             spec = "{" + ", ".join(f"'{c}': '{types[c]}'" for c in POINT_COLUMN_NAMES) + "}"
             self.con.execute(f"INSERT INTO points SELECT {cols} FROM read_json(?, format='newline_delimited', "
@@ -532,11 +614,40 @@ class PointsDB:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
-    def delete_points(self, ids: list[int]) -> None:
+    def delete_points(self, ids: list[str]) -> None:
+        """Points and everything keyed by them (bitmaps, locations, file links)."""
         self._writable()
         if ids:
-            self.con.execute("DELETE FROM points WHERE id IN (SELECT unnest(?::INTEGER[]))", [list(ids)])
-            self.con.execute("DELETE FROM file_points WHERE point_id IN (SELECT unnest(?::INTEGER[]))", [list(ids)])
+            for table, col in (("points", "id"), ("point_tests", "id"), ("point_locations", "id"),
+                               ("file_points", "point_id")):
+                self.con.execute(f"DELETE FROM {table} WHERE {col} IN (SELECT unnest(?::VARCHAR[]))", [list(ids)])
+
+    def write_point_tests(self, rows: list[tuple[str, bytes, bytes]]) -> None:
+        """(id, counted bitmap, correct bitmap) per point, replacing what those points had."""
+        self._writable()
+        if rows:
+            ids, counted, correct = (list(c) for c in zip(*rows, strict=True))
+            self.con.execute("DELETE FROM point_tests WHERE id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+            self.con.execute("INSERT INTO point_tests SELECT unnest(?::VARCHAR[]), unnest(?::BLOB[]), "
+                             "unnest(?::BLOB[])", [ids, counted, correct])
+
+    def write_locations(self, rows: list[tuple[str, str, list[int], list[int]]]) -> None:
+        """(id, relative path, offsets, lengths) rows, replacing every location of those points."""
+        self._writable()
+        if rows:
+            cols = [list(c) for c in zip(*rows, strict=True)]
+            self.con.execute("DELETE FROM point_locations WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+                             [sorted(set(cols[0]))])
+            self.con.execute("INSERT INTO point_locations SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                             "unnest(?::BIGINT[][]), unnest(?::INTEGER[][])", cols)
+
+    def write_frames(self, rows: list[tuple[str, list[int], list[int]]]) -> None:
+        """(relative path, compressed offsets, plain offsets) of the zstd frames of .zst files read."""
+        self._writable()
+        if rows:
+            cols = [list(c) for c in zip(*rows, strict=True)]
+            self.con.execute("INSERT OR REPLACE INTO file_frames SELECT unnest(?::VARCHAR[]), "
+                             "unnest(?::BIGINT[][]), unnest(?::BIGINT[][])", cols)
 
     def sync_point_facets(self) -> None:
         """Copy each eval's current groups/facets onto its points (evals.json edits need no re-read)."""
@@ -545,6 +656,20 @@ class PointsDB:
             UPDATE points SET groups = e.groups, facets = e.facets FROM evals e
             WHERE points.eval_id = e.eval_id
               AND (points.groups IS DISTINCT FROM e.groups OR points.facets::VARCHAR IS DISTINCT FROM e.facets::VARCHAR)""")
+
+
+def pack_bits(flags: np.ndarray) -> bytes:
+    """Booleans per test index as a bitmap (bit i of byte i // 8, least significant first; trailing
+    zero bytes dropped)."""
+    return np.packbits(np.asarray(flags, bool), bitorder="little").tobytes().rstrip(b"\0")
+
+
+def unpack_bits(blob: bytes | None, size: int | None = None) -> np.ndarray:
+    """The booleans of a bitmap (`size` pads or cuts to that many indexes)."""
+    bits = np.unpackbits(np.frombuffer(blob or b"", np.uint8), bitorder="little").astype(bool)
+    if size is not None:
+        bits = np.concatenate([bits, np.zeros(max(size - bits.size, 0), bool)])[:size]
+    return bits
 
 
 def add_estimates(frame: pd.DataFrame, modes: tuple[str, ...] | list[str] = MODES, z: float = Z95,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
@@ -115,7 +115,7 @@ def open_steps(path: str | Path) -> IO[bytes]:
 class _ZstdReader(io.RawIOBase):
     """Raw reader of a zstd file (one or more frames) that fails on a torn or corrupt stream."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, start: int = 0, chunk: int = 1 << 20) -> None:
         import zstandard
 
         self.path = str(path)
@@ -125,6 +125,12 @@ class _ZstdReader(io.RawIOBase):
         self._obj: Any = None  # the frame being decompressed
         self._buf = memoryview(b"")
         self._done = False
+        self._plain = 0  # plain bytes produced so far
+        self._chunk = chunk  # compressed bytes read at a time (small for located reads)
+        #: (compressed offset, plain offset) where each zstd frame starts: the seek points of the file
+        self.frames: list[tuple[int, int]] = []
+        if start:
+            self._fh.seek(start)
 
     def readable(self) -> bool:
         return True
@@ -138,7 +144,10 @@ class _ZstdReader(io.RawIOBase):
         return n
 
     def _fill(self) -> None:
-        chunk = self._fh.read(1 << 20)
+        at = self._fh.tell()
+        chunk = self._fh.read(self._chunk)
+        size = len(chunk)
+        made = 0
         if not chunk:
             if self._obj is not None:
                 raise InputError(f"{self.path}: truncated zstd stream (the file was cut short; "
@@ -149,8 +158,10 @@ class _ZstdReader(io.RawIOBase):
         while chunk:
             if self._obj is None:
                 self._obj = self._dctx.decompressobj()
+                self.frames.append((at + size - len(chunk), self._plain + made))
             try:
                 out.append(self._obj.decompress(chunk))
+                made += len(out[-1])
             except self._error as exc:
                 raise InputError(f"{self.path}: not a valid zstd stream ({exc})") from None
             if self._obj.eof:
@@ -159,6 +170,7 @@ class _ZstdReader(io.RawIOBase):
             else:
                 chunk = b""
         self._buf = memoryview(b"".join(out))
+        self._plain += made
 
     def close(self) -> None:
         if not self.closed:
@@ -201,6 +213,154 @@ def iter_step_dicts(path: str | Path, *, strict: bool = True) -> Iterator[tuple[
 def read_steps(path: str | Path, *, strict: bool = True) -> Iterator[StepRecord]:
     for _, d in iter_step_dicts(path, strict=strict):
         yield StepRecord.from_dict(d)
+
+
+@dataclass(frozen=True, slots=True)
+class TestLocation:
+    """Where one NDJSON line holding some of a point's tests sits (PointsDB.test_locations).
+
+    `offset`/`length` are bytes of the plain text (the line without its newline). For a `.zst` file
+    (`compression == "zst"`) they count decompressed bytes: the reader seeks to `frame_offset`, the
+    compressed position of the zstd frame holding the line's start (whose first plain byte is
+    `frame_start`), and decompresses from there, so a file written as many small frames
+    (`compress_steps`) costs about one frame per line, a single-frame file a stream from its start.
+    """
+
+    __test__ = False
+
+    point_id: str
+    path: Path
+    offset: int
+    length: int
+    compression: str = "plain"  # "plain" or "zst"
+    frame_offset: int = 0
+    frame_start: int = 0
+
+
+#: Plain bytes per zstd frame written by `compress_steps` (the most a located read decompresses
+#: besides the line itself).
+FRAME_BYTES = 1 << 20
+
+
+#: Compressed bytes a located read decompresses at a time (a line plus at most this much past it).
+LOCATED_CHUNK = 1 << 15
+
+
+def read_point_tests(locations: Iterable[TestLocation], *, raw: bool = False) -> Iterator[StepRecord | dict[str, Any]]:
+    """The step records at `locations` (StepRecord, or the decoded dict with `raw=True`), reading only
+    those lines: a seek per line for plain files, one frame's decompression per line for `.zst`.
+
+    A missing file, or a line that is no longer the point's record (the file was rewritten since
+    evaluate.py ran), is an InputError naming the file and offset."""
+    by_file: dict[Path, list[TestLocation]] = {}
+    for loc in locations:
+        by_file.setdefault(loc.path, []).append(loc)
+    for path, locs in by_file.items():
+        locs.sort(key=lambda x: x.offset)
+        if not path.is_file():
+            raise InputError(f"{path}: not found (its cohort's result files are not here: pull them with "
+                             "data.py pull, or run evaluate.py again if the dataset moved)")
+        reader = _zst_lines if locs[0].compression == "zst" else _plain_lines
+        for loc, line in reader(path, locs):
+            yield _located_record(loc, line, raw)
+
+
+def _plain_lines(path: Path, locs: list[TestLocation]) -> Iterator[tuple[TestLocation, bytes]]:
+    with open(path, "rb") as fh:
+        for loc in locs:
+            fh.seek(loc.offset)
+            yield loc, fh.read(loc.length + 1)
+
+
+def _zst_lines(path: Path, locs: list[TestLocation]) -> Iterator[tuple[TestLocation, bytes]]:
+    reader: _ZstdReader | None = None
+    pos = 0  # plain position of `reader`
+    try:
+        for loc in locs:
+            if reader is None or loc.frame_start > pos:  # (re)start at the frame holding the line
+                if reader is not None:
+                    reader.close()
+                far = loc.offset - loc.frame_start > 2 * FRAME_BYTES  # a big frame: stream through it
+                reader = _ZstdReader(path, start=loc.frame_offset, chunk=1 << 20 if far else LOCATED_CHUNK)
+                pos = loc.frame_start
+            pos += _skip(reader, loc.offset - pos)
+            line = _read_exact(reader, loc.length + 1)
+            pos += len(line)
+            yield loc, line
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _skip(reader: _ZstdReader, n: int) -> int:
+    done = 0
+    buf = bytearray(min(max(n, 1), 1 << 20))
+    while done < n:
+        got = reader.readinto(memoryview(buf)[: min(len(buf), n - done)])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def _read_exact(reader: _ZstdReader, n: int) -> bytes:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = reader.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    return bytes(buf[:got])
+
+
+def _located_record(loc: TestLocation, line: bytes, raw: bool) -> StepRecord | dict[str, Any]:
+    where = f"{loc.path} at byte {loc.offset}"
+    stale = (f"{where}: not the record evaluate.py indexed for point {loc.point_id} (the file changed "
+             "since; run evaluate.py again)")
+    if len(line) != loc.length + 1 or not line.endswith(b"\n"):
+        raise InputError(stale)
+    try:
+        d = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        raise InputError(stale) from None
+    if not isinstance(d, dict):
+        raise InputError(stale)
+    from reasonscape.identity import point_id
+
+    try:
+        pid = point_id(d["model"], d["template"], d["sampler"], d["base_task"], d["params"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(stale) from None
+    if pid != loc.point_id:
+        raise InputError(stale)
+    return d if raw else StepRecord.from_dict(d)
+
+
+def compress_steps(src: str | Path, dst: str | Path, frame_bytes: int = FRAME_BYTES, level: int = 9) -> int:
+    """Compress a steps file as independent zstd frames of about `frame_bytes` plain bytes, cut at line
+    ends: any zstd tool reads it as one stream, and a located read (`read_point_tests`) decompresses
+    one frame instead of the file up to the line. Returns the number of frames."""
+    import zstandard
+
+    cctx = zstandard.ZstdCompressor(level=level)
+    frames = 0
+    tmp = Path(str(dst) + ".tmp")
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        pending: list[bytes] = []
+        size = 0
+        for line in fin:
+            pending.append(line)
+            size += len(line)
+            if size >= frame_bytes:
+                fout.write(cctx.compress(b"".join(pending)))
+                frames += 1
+                pending, size = [], 0
+        if pending or not frames:
+            fout.write(cctx.compress(b"".join(pending)))
+            frames += 1
+    os.replace(tmp, dst)
+    return frames
 
 
 class StepWriter:
@@ -276,5 +436,5 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: malformed JSON ({exc.args[0]})") from None
 
 
-__all__ = ["SCHEMA_VERSION", "STEPS_FILE", "STEPS_FILE_ZST", "METADATA_FILE", "open_steps", "steps_file", "TestResult", "StepRecord", "StepWriter",
+__all__ = ["FRAME_BYTES", "TestLocation", "read_point_tests", "compress_steps", "SCHEMA_VERSION", "STEPS_FILE", "STEPS_FILE_ZST", "METADATA_FILE", "open_steps", "steps_file", "TestResult", "StepRecord", "StepWriter",
            "iter_step_dicts", "read_steps", "repair_torn_tail", "write_json_atomic", "read_json", "asdict"]

@@ -100,7 +100,7 @@ def test_output_dir_writes_one_file_per_split(demo, tmp_path, capsys):
     assert out.split() == [str(tmp_path / f) for f in files]
     doc = json.loads((tmp_path / "points-sort.json").read_text())
     pts = doc["splits"][0]["points"]
-    assert {p["base_task"] for p in pts} == {"sort"} and all(isinstance(p["id"], int) for p in pts)
+    assert {p["base_task"] for p in pts} == {"sort"} and all(isinstance(p["id"], str) and len(p["id"]) == 16 for p in pts)
     by_eval = [p for p in pts if p["eval_id"] == pts[0]["eval_id"]]
     lengths = [p["params"]["length"] for p in by_eval]
     assert lengths == sorted(lengths)

@@ -16,14 +16,15 @@ import orjson
 import pytest
 
 from reasonscape import evaluate as ev
-from reasonscape.identity import eval_id, params_key
+from reasonscape.evaluate import jobs as ev_jobs
+from reasonscape.identity import eval_id, params_key, point_id
 from reasonscape.pointsdb import PointsDB
 from reasonscape.records import StepRecord, StepWriter, TestResult
 from reasonscape.tasks.base import generate_tests
 from reasonscape.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("points", "evals", "files", "file_points")
+TABLES = ("points", "evals", "files", "file_points", "meta", "point_tests", "point_locations", "file_frames")
 
 
 # -- helpers shared with test_pointsdb.py and test_cohort.py ----------------------------------------
@@ -172,7 +173,12 @@ def test_counts_match_a_plain_recount_of_the_records(tmp_path):
         assert g["guess"] == pytest.approx(e["guess"]) and g["guess_truncated"] == pytest.approx(e["guess_truncated"])
         assert g["eval_id"] == eval_id(*key[:3])
     with PointsDB(tmp_path / "data" / "pointsdb-demo.db") as db:
-        p = db.point(1)
+        for key in want:  # ids are the documented hash of the identity; bitmaps agree with the counters
+            pid = point_id(*key)
+            counted, correct = db.test_bitmaps(pid)
+            assert int(counted.sum()) == got[key]["n"] and int(correct.sum()) == got[key]["correct"]
+            assert not (correct & ~counted).any() and got[key]["id"] == pid
+        p = db.point(point_id(*sorted(want)[0]))
         hz = sum(sum(p[f"hazard_{o}"]) for o in ("correct", "incorrect", "invalid", "truncated"))
         assert hz == p["n"] and p["hazard_bucket"] == 256
         assert len(p["compression_index"]) == min(p["n"], 32) and all(b > 0 for b in p["compression_bytes"])
@@ -220,8 +226,10 @@ def test_new_result_folder_adds_only_its_points(tmp_path):
     assert res.files_read == 1 and res.points_written == 1
     with PointsDB(db) as d:
         new = d.export_rows("points")
-        assert new[: len(old)] == old and len(new) == len(old) + 1
-        assert new[-1][0] == max(r[0] for r in old) + 1
+        kept = {r[0] for r in old}  # ids are stable: every old point keeps its id and its row
+        assert [r for r in new if r[0] in kept] == old and len(new) == len(old) + 1
+        [added] = [r for r in new if r[0] not in kept]
+        assert added[0] == point_id("ModelA", "zeroshot", "greedy", "arithmetic", arith(7))
 
 
 def test_tests_of_a_point_from_several_folders_are_merged_by_index(tmp_path):
@@ -244,7 +252,7 @@ def test_split_ranges_and_both_decoders_give_identical_dbs(tmp_path, monkeypatch
     db = tmp_path / "data" / "pointsdb-demo.db"
     ev.evaluate_dataset(ds, parallel=1, progress=False)
     ref = db_digest(db)
-    monkeypatch.setattr(ev, "SPLIT_BYTES", 20_000)
+    monkeypatch.setattr(ev_jobs, "SPLIT_BYTES", 20_000)
     for decoder in ("auto", "orjson"):
         db.unlink()
         ev.evaluate_dataset(ds, parallel=2, progress=False, decoder=decoder)
@@ -474,11 +482,11 @@ def test_a_file_that_grows_while_it_is_read_is_read_again(tmp_path, monkeypatch)
             fh.write(more)
         return part
 
-    monkeypatch.setattr(ev, "run_job", run_then_append)
+    monkeypatch.setattr(ev_jobs, "run_job", run_then_append)
     db = tmp_path / "i.db"
     first = ev.evaluate_interview(str(path), db, parallel=1, progress=False)
     assert first.tests == 16
-    monkeypatch.setattr(ev, "run_job", real)
+    monkeypatch.setattr(ev_jobs, "run_job", real)
     again = ev.evaluate_interview(str(path), db, parallel=1, progress=False)
     assert again.files_read == 1 and again.tests == 16 + sum(len(r.tests) for r in extra)
     [(_, got)] = stored(db).items()
@@ -548,7 +556,9 @@ def test_repeated_questions_count_once_at_their_first_index(tmp_path):
         assert {c: got[key][c] for c in e} == {c: pytest.approx(v) for c, v in e.items()}
     assert res.repeated == sum(e["duplicates"] for e in want.values())
     with PointsDB(db) as d:
-        p = d.point(1)
+        p = d.point(point_id(*sorted(want)[0]))
+        counted, _ = d.test_bitmaps(p["id"])
+        assert int(counted.sum()) == p["n"]  # repeated questions are not counted in the bitmap either
     # forensics follow the counted tests: the hazard histogram sums to n, compression samples counted indexes
     assert sum(sum(p[f"hazard_{o}"]) for o in ("correct", "incorrect", "invalid", "truncated")) == p["n"]
     assert len(set(p["compression_index"])) == len(p["compression_index"]) <= p["n"]
@@ -574,11 +584,11 @@ def test_repeats_out_of_index_order_and_split_ranges_give_the_same_db(tmp_path, 
     got = stored(db)
     for key, e in want.items():
         assert {c: got[key][c] for c in e} == {c: pytest.approx(v) for c, v in e.items()}
-    monkeypatch.setattr(ev, "CHUNK_TESTS", 5)  # a repeat and its first index in different chunks: swapped
+    monkeypatch.setattr(ev_jobs, "CHUNK_TESTS", 5)  # a repeat and its first index in different chunks: swapped
     db.unlink()
     ev.evaluate_dataset(ds, parallel=1, progress=False)
     assert db_digest(db) == ref
-    monkeypatch.setattr(ev, "SPLIT_BYTES", 6_000)
+    monkeypatch.setattr(ev_jobs, "SPLIT_BYTES", 6_000)
     for decoder in ("auto", "orjson"):
         db.unlink()
         ev.evaluate_dataset(ds, parallel=2, progress=False, decoder=decoder)
@@ -619,3 +629,27 @@ def test_a_version_1_db_is_refused_by_readers_and_upgraded_by_evaluate(tmp_path)
     res = ev.evaluate_dataset(ds, parallel=1, progress=False)
     assert res.files_read == 1  # every file is read again to fill the new column
     assert db_digest(db) == ref
+
+
+def test_a_version_2_db_with_integer_ids_is_rebuilt_with_the_same_stable_ids(tmp_path):
+    ds, _ = make_dataset(tmp_path, models={"ModelA": ["arch:dense"]})
+    db = tmp_path / "data" / "pointsdb-demo.db"
+    ev.evaluate_dataset(ds, parallel=1, progress=False)
+    ref = db_digest(db)
+    import duckdb
+
+    con = duckdb.connect(str(db))  # what version 2 wrote: integer ids, no bitmaps or locations
+    for t in ("point_tests", "point_locations", "file_frames"):
+        con.execute(f"DROP TABLE {t}")
+    con.execute("DROP INDEX points_eval_id")
+    con.execute("DROP INDEX points_base_task")
+    con.execute("CREATE TABLE p2 AS SELECT (row_number() OVER ())::INTEGER AS id, * EXCLUDE (id) FROM points")
+    con.execute("DROP TABLE points")
+    con.execute("ALTER TABLE p2 RENAME TO points")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(ev.InputError, match=r"schema version 2, this version reads 3 \(run evaluate.py") as info:
+        PointsDB(db)
+    assert "\n" not in str(info.value)
+    res = ev.evaluate_dataset(ds, parallel=1, progress=False)
+    assert res.files_read == 1 and db_digest(db) == ref

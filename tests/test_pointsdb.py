@@ -9,7 +9,7 @@ from test_evaluate import arith, make_dataset, make_tests
 
 from reasonscape import evaluate as ev
 from reasonscape.errors import InputError, RuntimeFailure
-from reasonscape.identity import eval_id
+from reasonscape.identity import eval_id, point_id
 from reasonscape.pointsdb import POINT_COLUMN_NAMES, PointsDB, compile_filters
 from reasonscape.records import StepRecord, StepWriter
 from reasonscape.stats import MODES
@@ -75,7 +75,9 @@ def test_schema_and_defaults(db):
     ({"facets.arch": "moe"}, 3),
     ({"facets.size": ["small", "large"], "base_task": "arithmetic"}, 6),
     ({"model": "ModelB", "sampler": "greedy"}, 3),
-    ({"id": [1, 2]}, 2),
+    ({"id": [point_id("ModelA", "zeroshot", "greedy", "arithmetic", arith(3)),
+             point_id("ModelB", "zeroshot", "greedy", "arithmetic", arith(6)).upper()]}, 2),
+    ({"id": "0" * 16}, 0),
 ])
 def test_filters(db, filters, n):
     assert len(db.query(filters)) == n
@@ -99,7 +101,9 @@ def test_injection_looking_values_are_just_values(db):
     ({"params.a'b": 3}, "unknown key"),
     ({"base_task": 3}, "must be strings"),
     ({"eval_id": []}, "empty list"),
-    ({"groups": "arch:moe:x", "id": ["1"]}, "integers"),
+    ({"groups": "arch:moe:x", "id": ["1"]}, "16 hex digits"),
+    ({"id": 12}, "16 hex digits"),
+    ({"id": "' OR 1=1 --"}, "16 hex digits"),
     ({"groups": [[1]]}, "list of lists"),
     ({"params.length": {"gt": 3}}, "strings, numbers"),
     ("{not json", "malformed JSON"),
@@ -127,10 +131,12 @@ def test_estimates_evals_tasks_and_point(db):
     assert list(db.evals({"base_task": "tables"})["eval_id"]) == [A]
     tasks = db.tasks()
     assert list(tasks["base_task"]) == ["arithmetic", "tables"] and list(tasks["points"]) == [6, 3]
-    p = db.point(1)
-    assert p["id"] == 1 and len(p["hazard_correct"]) >= 1
-    with pytest.raises(InputError, match="not found"):
-        db.point(999)
+    pid = point_id("ModelA", "zeroshot", "greedy", "arithmetic", {**arith(3), "count": 16})  # count: not identity
+    p = db.point(pid.upper())
+    assert p["id"] == pid and len(p["hazard_correct"]) >= 1
+    for bad in (999, "f" * 16, "xyz", None):
+        with pytest.raises(InputError, match="not found"):
+            db.point(bad)
     with pytest.raises(InputError, match="unknown point column"):
         db.query(columns=["nope"])
 
@@ -150,3 +156,17 @@ def test_arrow_needs_pyarrow(db):
             db.query_arrow()
     else:
         assert db.query_arrow({"base_task": "tables"}).num_rows == 3
+
+
+def test_point_ids_are_the_documented_hash_of_the_identity(db):
+    """docs/evaluate.md: sha256 of the compact JSON [model, template, sampler, base_task, params text][:16],
+    so any machine (or another language) rebuilding the DB gives every point the same id."""
+    import hashlib
+    import json
+
+    rows = db.con.execute("SELECT id, model, template, sampler, base_task, params::VARCHAR FROM points").fetchall()
+    assert len(rows) == 9
+    for pid, *ident in rows:
+        text = json.dumps(ident, separators=(",", ":"), ensure_ascii=False)
+        assert pid == hashlib.sha256(text.encode()).hexdigest()[:16]
+        assert pid == point_id(*ident[:4], json.loads(ident[4]))  # a params dict is canonicalised first

@@ -87,3 +87,123 @@ def test_a_torn_or_garbage_zst_steps_file_is_an_error_naming_it(tmp_path):
     empty.write_bytes(b"")
     with open_steps(empty) as fh:
         assert fh.read() == b""
+
+
+# -- located reads (PointsDB.test_locations + read_point_tests) ------------------------------------
+
+def _dataset_in(tmp_path, form):
+    import zstandard
+    from test_evaluate import make_dataset
+
+    from reasonscape import evaluate as ev
+    from reasonscape.records import compress_steps
+
+    ds, recs = make_dataset(tmp_path, per_line=4)
+    for plain in sorted((tmp_path / "data").rglob("result-steps.ndjson")):
+        if form == "zst-one-frame":
+            (plain.parent / (plain.name + ".zst")).write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+            plain.unlink()
+        elif form == "zst-frames":
+            assert compress_steps(plain, plain.parent / (plain.name + ".zst"), frame_bytes=2000) > 3
+            plain.unlink()
+    ev.evaluate_dataset(ds, parallel=1, progress=False)
+    return tmp_path / "data" / "pointsdb-demo.db", recs
+
+
+def _by_point(recs):
+    from reasonscape.identity import point_id
+
+    out = {}
+    for r in recs:
+        out.setdefault(point_id(r.model, r.template, r.sampler, r.base_task, r.params), []).append(r.to_dict())
+    return out
+
+
+@pytest.mark.parametrize("form", ["plain", "zst-one-frame", "zst-frames"])
+def test_located_reads_return_exactly_the_records_of_each_point(tmp_path, form):
+    from reasonscape.pointsdb import PointsDB
+    from reasonscape.records import read_point_tests
+
+    db, recs = _dataset_in(tmp_path, form)
+    want = _by_point(recs)
+    seeks = set()
+    with PointsDB(db) as d:
+        for pid, dicts in want.items():
+            locs = d.test_locations(pid)
+            assert len(locs) == len(dicts) and {loc.compression for loc in locs} == {form.split("-")[0]}
+            seeks |= {loc.frame_offset for loc in locs}
+            got = sorted((t.index, t.answer) for r in read_point_tests(locs) for t in r.tests)
+            assert got == sorted((t["index"], t["answer"]) for r in dicts for t in r["tests"])
+            raw = list(read_point_tests(reversed(locs), raw=True))
+            assert sorted(map(repr, raw)) == sorted(map(repr, dicts))
+    # several frames: lines are reached by seeking to their frame, not by decompressing from the start
+    assert len(seeks) > 1 if form == "zst-frames" else seeks == {0}
+
+
+def test_locations_survive_moving_the_dataset_and_name_missing_or_changed_files(tmp_path):
+    import shutil
+
+    from reasonscape.pointsdb import PointsDB
+    from reasonscape.records import read_point_tests
+
+    db, recs = _dataset_in(tmp_path / "a", "plain")
+    pid = next(iter(_by_point(recs)))
+    shutil.copytree(tmp_path / "a" / "data", tmp_path / "b" / "data")
+    shutil.rmtree(tmp_path / "a")
+    moved = tmp_path / "b" / "data" / "pointsdb-demo.db"
+    with PointsDB(moved) as d:
+        locs = d.test_locations(pid)
+        assert all(str(loc.path).startswith(str(tmp_path / "b")) for loc in locs)
+        assert sum(len(r.tests) for r in read_point_tests(locs)) > 0
+        with pytest.raises(InputError, match="not found") as info:
+            d.test_locations("0123456789abcdef")
+        assert "\n" not in str(info.value)
+        for bad in ("12", "not-an-id", 7, None):
+            with pytest.raises(InputError, match="point id"):
+                d.test_locations(bad)
+    steps = locs[0].path
+    lines = steps.read_bytes().splitlines(keepends=True)
+    steps.write_bytes(b"".join(reversed(lines)))  # rewritten: the offsets now point at other records
+    with pytest.raises(InputError, match="changed since") as info:
+        list(read_point_tests(locs))
+    assert "\n" not in str(info.value)
+    steps.unlink()
+    with pytest.raises(InputError, match="not found.*pull"):
+        list(read_point_tests(locs))
+
+
+def test_locations_follow_a_file_rewritten_by_offline_inplace(tmp_path):
+    from test_evaluate import arith, write_folder
+
+    from reasonscape import evaluate as ev
+    from reasonscape.pointsdb import PointsDB
+    from reasonscape.records import read_point_tests
+
+    recs = write_folder(tmp_path / "run", "ModelA", [(arith(3), range(0, 24)), (arith(5), range(0, 24))], per_line=5)
+    steps = tmp_path / "run" / "result-steps.ndjson"
+    import json
+
+    spaced = [json.dumps(json.loads(line)) for line in steps.read_text().splitlines()]
+    steps.write_text("\n".join(spaced) + "\n")  # with spaces: the compact rewrite moves every line
+    db = tmp_path / "i.db"
+    ev.evaluate_interview(str(steps), db, parallel=1, progress=False, offline=True, inplace=True)
+    assert steps.stat().st_size < sum(len(x) + 1 for x in spaced)
+    with PointsDB(db) as d:
+        ids = [r[0] for r in d.con.execute("SELECT id FROM points").fetchall()]
+        got = sorted(t.index for pid in ids for r in read_point_tests(d.test_locations(pid)) for t in r.tests)
+    assert got == sorted(t.index for r in recs for t in r.tests)
+
+
+def test_a_point_without_recorded_locations_is_a_one_line_error(tmp_path):
+    import duckdb
+
+    from reasonscape.pointsdb import PointsDB
+
+    db, recs = _dataset_in(tmp_path, "plain")
+    pid = next(iter(_by_point(recs)))
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM point_locations WHERE id = ?", [pid])
+    con.close()
+    with PointsDB(db) as d, pytest.raises(InputError, match="no test locations recorded.*run evaluate.py") as info:
+        d.test_locations(pid)
+    assert "\n" not in str(info.value)

@@ -41,7 +41,13 @@ def open_db(dataset: str | Path | PointsDB) -> tuple[PointsDB, Path | None]:
 
     ds = load_dataset(p)
     if not ds.db.is_file():
-        raise InputError(f"{p}: its PointsDB {ds.db} does not exist yet (run: python evaluate.py --dataset {p})")
+        from reasonscape.blobstore.remote_db import maybe_open_remote
+
+        remote = maybe_open_remote(p)  # pushed as Parquet: read the columns a verb needs, no pull
+        if remote is not None:
+            return remote, ds.config
+        raise InputError(f"{p}: its PointsDB {ds.db} does not exist yet (run: python evaluate.py --dataset {p}, "
+                         f"or python data.py pull dataset {p})")
     return PointsDB(ds.db), ds.config
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from reasonscape.analysis import aggregate as _aggregate
 from reasonscape.analysis import cluster as _cluster
+from reasonscape.analysis import compare as _compare
 from reasonscape.analysis import evals as _evals
 from reasonscape.analysis import pairwise as _pairwise
 from reasonscape.analysis import points as _points
@@ -69,6 +70,41 @@ def pairwise(dataset: Dataset, **kw: Any) -> Any:
 
 def aggregate(dataset: Dataset, **kw: Any) -> Any:
     return _with_db(dataset, _aggregate.aggregate, **kw)
+
+
+def spiderweb(dataset: Dataset, **kw: Any) -> Any:
+    from reasonscape.analysis import spiderweb as _m
+
+    return _with_db(dataset, _m.spiderweb, **kw)
+
+
+def surface(dataset: Dataset, **kw: Any) -> Any:
+    from reasonscape.analysis import surface as _m
+
+    return _with_db(dataset, _m.surface, config=True, **kw)
+
+
+def compression(dataset: Dataset, **kw: Any) -> Any:
+    from reasonscape.analysis import compression as _m
+
+    return _with_db(dataset, _m.compression, **kw)
+
+
+def hazard(dataset: Dataset, **kw: Any) -> Any:
+    from reasonscape.analysis import hazard as _m
+
+    return _with_db(dataset, _m.hazard, **kw)
+
+
+def capacity(dataset: Dataset, **kw: Any) -> Any:
+    from reasonscape.analysis import capacity as _m
+
+    return _with_db(dataset, _m.capacity, **kw)
+
+
+def compare(dataset: Dataset, a: str, b: str, **kw: Any) -> Any:
+    """Paired, test-by-test comparison of evals `a` and `b` (McNemar per group, ReasonScore difference)."""
+    return _with_db(dataset, _compare.compare, a, b, **kw)
 
 
 def modelinfo(dataset: Dataset | None = None, output_dir: str | Path = "modelinfo", hf_ids: tuple[str, ...] = (),

@@ -182,5 +182,108 @@ def aggregate(dataset: str, compare_modes: bool, raw_counters: bool, tokens_: bo
                           mode=mode, compare_modes=compare_modes, raw=raw_counters, tokens=tokens_), fmt, output_dir)
 
 
+# -- profile verbs (spiderweb, surface, compression, hazard, capacity) ---------------------------------
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--height", default=700, show_default=True, type=click.IntRange(300, 8000), help="PNG height in pixels.")
+@analysis_options(group_by="base_task", mode="C_P", formats=("webpng", "barpng", "markdown", "json"),
+                  default_format="webpng", width=1000)
+def spiderweb(dataset: str, height: int, filters: Any, group_by: str, mode: str, fmt: str, width: int,
+              output_dir: str | None) -> None:
+    """Per eval: accuracy by --group-by as a radar (webpng) or bars (barpng), truncation and tokens."""
+    from reasonscape.analysis import verbs
+
+    style = fmt if fmt in ("webpng", "barpng") else "webpng"
+    result = verbs.spiderweb(dataset, filters=filters, group_by=group_by, mode=mode, style=style, height=height)
+    _emit(result, "png" if fmt.endswith("png") else fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--view", "views", multiple=True, metavar="VIEW", help="Only this 2-dim view (repeatable).")
+@click.option("--width", type=click.IntRange(300, 8000), help="PNG width in pixels (default: 330 per eval column).")
+@analysis_options(split_by="base_task", mode="C_P", formats=("png", "markdown", "json"), default_format="png")
+def surface(dataset: str, views: tuple[str, ...], width: int | None, filters: Any, split_by: str | None, mode: str,
+            fmt: str, output_dir: str | None) -> None:
+    """3-D accuracy surfaces over every 2-dim view (rows = views, columns = evals), lower bound beneath."""
+    from reasonscape.analysis import verbs
+
+    result = verbs.surface(dataset, filters=filters, views=views, split_by=split_by, mode=mode)
+    if width is None and fmt == "png":
+        from reasonscape.plots.figures import auto_width
+
+        width = auto_width(result, minimum=800)
+    _emit(result, fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@analysis_options(group_by="manifold.id", facet_by="eval_id", split_by="base_task",
+                  formats=("png", "markdown", "json"), default_format="png", width=1200)
+def compression(dataset: str, filters: Any, group_by: str, facet_by: str | None, split_by: str | None, fmt: str,
+                width: int, output_dir: str | None) -> None:
+    """Answers' compression ratio vs length, correct / incorrect / truncated (from the stored sample)."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.compression(dataset, filters=filters, split_by=split_by, facet_by=facet_by, group_by=group_by),
+          fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--split-by", "split_by", multiple=True, default=("base_task", "eval_id"), show_default=True,
+              metavar="DIM", help="One file per combination of these dimensions' values (repeatable; none = one file).")
+@click.option("--bucket-size", default=256, show_default=True, type=click.IntRange(1, 1 << 20),
+              help="Token bucket size (a multiple of the stored 256).")
+@analysis_options(formats=("png", "markdown", "json"), default_format="png", width=1200)
+def hazard(dataset: str, split_by: tuple[str, ...], bucket_size: int, filters: Any, fmt: str, width: int,
+           output_dir: str | None) -> None:
+    """Survival and hazard of failure over completion-token buckets (from the stored histograms)."""
+    from reasonscape.analysis import verbs
+
+    _emit(verbs.hazard(dataset, filters=filters, split_by=split_by, bucket_size=bucket_size), fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.option("--frontier", is_flag=False, flag_value="eval_id", default=None, metavar="[GROUP_BY]",
+              help="Accuracy vs num_rows with a logistic fit; the 50% point is the capacity (series: GROUP_BY, "
+                   "default eval_id).")
+@click.option("--peak", is_flag=False, flag_value="eval_id", default=None, metavar="[GROUP_BY]",
+              help="Effective capacity (accuracy x rows) vs target_tokens (series: GROUP_BY, default eval_id).")
+@analysis_options(facet_by="none", mode="C_P", formats=("markdown", "json", "png"), width=1200)
+def capacity(dataset: str, frontier: str | None, peak: str | None, filters: Any, facet_by: str | None, mode: str,
+             fmt: str, width: int, output_dir: str | None) -> None:
+    """Capacity frontier (--frontier) or peak effective capacity (--peak); mutually exclusive."""
+    from reasonscape.analysis import verbs
+    from reasonscape.errors import InputError
+
+    if frontier is not None and peak is not None:
+        raise InputError("--frontier and --peak are mutually exclusive")
+    if frontier is None and peak is None:
+        raise InputError("capacity: give --frontier [GROUP_BY] or --peak [GROUP_BY]")
+    _emit(verbs.capacity(dataset, filters=filters, frontier=frontier, peak=peak, facet_by=facet_by, mode=mode),
+          fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(0, 100_000),
+              help="Paired bootstrap replicates for the ReasonScore difference CI (0: none).")
+@analysis_options(group_by="base_task", mode="C_P", formats=("markdown", "json", "png"), width=1200)
+def compare(dataset: str, a: str, b: str, bootstrap: int, filters: Any, group_by: str, mode: str, fmt: str,
+            width: int, output_dir: str | None) -> None:
+    """Two evals (eval_ids A and B) test by test: paired outcomes, McNemar per group, ReasonScore difference."""
+    from reasonscape.analysis import verbs
+
+    if fmt == "png":
+        import reasonscape.plots.compare  # noqa: F401 - registers the compare figure
+    _emit(verbs.compare(dataset, a, b, filters=filters, group_by=group_by, mode=mode, bootstrap=bootstrap), fmt,
+          output_dir, width)
+
+
 def main(args: list[str] | None = None) -> None:
     run_command(cli, args)

@@ -1,0 +1,146 @@
+"""A Hugging Face Hub stand-in for dataset repos on 127.0.0.1 (stdlib only), for data.py's Hub remote.
+
+Point huggingface_hub at it with HF_ENDPOINT=<url>. It serves what an upload of small files and a
+download need: `POST /api/datasets/<repo>/preupload/<rev>` (every file answered as a regular git blob, so
+the commit carries it base64-encoded: the Hub's LFS/Xet upload path is NOT exercised),
+`POST /api/datasets/<repo>/commit/<rev>` (NDJSON header + files) and `HEAD|GET
+/datasets/<repo>/resolve/<rev>/<path>` (with `Range: bytes=a-b` answered 206). Writes need `Authorization: Bearer <token>`; reads are public.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+class FakeDatasetHub:
+    def __init__(self, repos: tuple[str, ...], token: str):
+        self.files: dict[str, dict[str, bytes]] = {r: {} for r in repos}
+        self.token = token
+        self.commits = 0
+        self.served = 0  # body bytes sent by resolve (ranges count their length)
+        self.requests: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeDatasetHub:
+        hub = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.hub = hub
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hub: FakeDatasetHub
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, head: bool = False) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any, extra: dict[str, str] | None = None, head: bool = False) -> None:
+        self._send(status, json.dumps(doc).encode(), {"Content-Type": "application/json", **(extra or {})}, head)
+
+    def _error(self, status: int, code: str, head: bool = False) -> None:
+        self._json(status, {"error": code}, {"X-Error-Code": code, "X-Error-Message": code}, head)
+
+    def _split(self, parts: list[str], marker: str) -> tuple[str, list[str]] | None:
+        if marker not in parts:
+            return None
+        i = parts.index(marker)
+        return "/".join(parts[:i]), parts[i + 1:]
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        path = unquote(urlsplit(self.path).path)
+        self.hub.requests.append(f"POST {path}")
+        body = self._body()
+        if self.headers.get("authorization") != f"Bearer {self.hub.token}":
+            self._error(401, "Unauthorized")
+            return
+        parts = [p for p in path.split("/") if p][2:]  # drop api/datasets
+        for marker in ("preupload", "commit"):
+            hit = self._split(parts, marker)
+            if hit is None:
+                continue
+            repo, _rev = hit
+            if repo not in self.hub.files:
+                self._error(404, "RepoNotFound")
+                return
+            if marker == "preupload":
+                files = json.loads(body)["files"]
+                self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                           for f in files]})
+                return
+            for line in body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    v = item["value"]
+                    self.hub.files[repo][v["path"]] = base64.b64decode(v["content"])
+            self.hub.commits += 1
+            oid = hashlib.sha1(str(self.hub.commits).encode()).hexdigest()
+            self._json(200, {"commitUrl": f"{self.hub.url}/datasets/{repo}/commit/{oid}", "commitOid": oid})
+            return
+        self._error(404, "NotFound")
+
+    def _resolve(self, head: bool) -> None:
+        path = unquote(urlsplit(self.path).path)
+        self.hub.requests.append(f"{self.command} {path}")
+        parts = [p for p in path.split("/") if p]
+        hit = self._split(parts[1:], "resolve") if parts[:1] == ["datasets"] else None
+        if hit is None or hit[0] not in self.hub.files:
+            self._error(404, "RepoNotFound", head)
+            return
+        repo, rest = hit
+        data = self.hub.files[repo].get("/".join(rest[1:]))
+        if data is None:
+            self._error(404, "EntryNotFound", head)
+            return
+        headers = {"X-Repo-Commit": "0" * 40, "ETag": '"' + hashlib.sha256(data).hexdigest() + '"',
+                   "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        rng = self.headers.get("Range", "")
+        if rng.startswith("bytes=") and not head:
+            first, _, last = rng[6:].partition("-")
+            start, end = int(first), min(int(last) if last else len(data) - 1, len(data) - 1)
+            self.hub.served += end - start + 1
+            self._send(206, data[start:end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{len(data)}"})
+            return
+        if not head:
+            self.hub.served += len(data)
+        self._send(200, data, headers, head)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._resolve(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._resolve(head=True)
