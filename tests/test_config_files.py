@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,12 +113,6 @@ def test_calibrate_mode_needs_a_tokenizer_and_target_tokens(tmp_path):
                             "    grids: {g: {length: 8, target_tokens: 100}}\n")
     with pytest.raises(ConfigError, match="task 'arithmetic' has no calibrated parameter"):
         load_config(path)
-
-
-def test_pending_scripts_say_so_in_one_line():
-    out = subprocess.run([sys.executable, str(ROOT / "probe.py"), "failure", "data/r12.json"],
-                         capture_output=True, text=True)
-    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "not built yet" in out.stderr
 
 
 def _shipped_and_mixed(tmp_path):

@@ -20,8 +20,10 @@ from pathlib import Path
 import click
 import pytest
 
+from reasonscape.cli import analyze as analyze_cli
 from reasonscape.cli import cohort as cohort_cli
 from reasonscape.cli import evaluate as evaluate_cli
+from reasonscape.cli import probe as probe_cli
 from reasonscape.cli import runner as runner_cli
 from reasonscape.identity import eval_id
 
@@ -62,8 +64,17 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     (bad / "empty").write_bytes(b"")
     (bad / "binary").write_bytes(bytes(range(256)) * 8)
     (bad / "directory").mkdir()
+    # The demo dataset with its DB (analyze and probe verbs), two of its eval ids and one point id.
+    from analyze_fixtures import build_demo
+
+    from reasonscape.pointsdb import PointsDB
+
+    demo = build_demo(root)
+    with PointsDB(root / "pointsdb-demo.db") as db:
+        ids = sorted(db.evals()["eval_id"])
+        point = str(db.query(columns=["id"])["id"][0])
     return {"root": root, "config": cfg, "run": res.path, "cohort": cohort, "bad": bad,
-            "eval_id": eval_id(**evals[0]["filters"])}
+            "eval_id": eval_id(**evals[0]["filters"]), "demo": demo, "a": ids[0], "b": ids[1], "point": point}
 
 
 def _runner_argv(w: dict[str, Path]) -> list[str]:
@@ -78,6 +89,20 @@ def _evaluate_argv(w: dict[str, Path]) -> list[str]:
             "--parallel", "1"]
 
 
+def _verb(name: str, *extra: str) -> Callable[[dict], list[str]]:
+    """argv of an analyze/probe verb on the demo dataset; '{a}', '{b}', '{point}', '{out}' are filled in."""
+    def build(w: dict) -> list[str]:
+        fill = {"a": w["a"], "b": w["b"], "point": w["point"], "out": str(w["root"] / "png")}
+        return [name, str(w["demo"]), *(x.format(**fill) for x in extra)]
+    return build
+
+
+#: Extra arguments an analyze verb needs to run at all (its required options), beyond the dataset.
+ANALYZE_EXTRA = {"compare": ("{a}", "{b}", "--bootstrap", "50"), "capacity": ("--frontier",),
+                 "surface": ("--output-dir", "{out}"), "spiderweb": ("--output-dir", "{out}"),
+                 "hazard": ("--output-dir", "{out}"), "compression": ("--output-dir", "{out}")}
+PROBE_EXTRA = {"failure": ("--point-id", "{point}"), "truncation": ("--point-id", "{point}")}
+
 # (name, entry point, click command, valid argv builder)
 COMMANDS: list[tuple[str, Callable, click.Command, Callable[[dict], list[str]]]] = [
     ("runner", runner_cli.main, runner_cli.command, _runner_argv),
@@ -91,6 +116,10 @@ COMMANDS: list[tuple[str, Callable, click.Command, Callable[[dict], list[str]]]]
      lambda w: ["context", str(w["cohort"]), "--eval-id", str(w["eval_id"]), "--context", "64",
                 "--no-register"]),
 ]
+COMMANDS += [(f"analyze {v}", analyze_cli.main, c, _verb(v, *ANALYZE_EXTRA.get(v, ())))
+             for v, c in sorted(analyze_cli.cli.commands.items()) if v != "modelinfo"]  # modelinfo: the network
+COMMANDS += [(f"probe {v}", probe_cli.main, c, _verb(v, *PROBE_EXTRA.get(v, ())))
+             for v, c in sorted(probe_cli.cli.commands.items())]
 
 
 def _hostile_values(param: click.Parameter, w: dict[str, Path]) -> list[str]:
@@ -106,30 +135,31 @@ def _hostile_values(param: click.Parameter, w: dict[str, Path]) -> list[str]:
     return TEXT_VALUES + [str(w["bad"] / k) for k in PATH_KINDS]
 
 
-def _set(argv: list[str], param: click.Parameter, value: str) -> list[str]:
-    """argv with `param` given `value` (replacing its current value, or appended)."""
-    if isinstance(param, click.Argument):
-        # arguments are positional: the subcommand (if any) stays first, the argument follows it
-        out = list(argv)
-        pos = 1 if argv and not argv[0].startswith("-") and len(argv) > 1 and not argv[1].startswith("-") else None
-        if pos is not None:
-            out[pos] = value
-        else:
-            out.insert(1 if argv and not argv[0].startswith("-") else 0, value)
-        return out
-    flag = max(param.opts, key=len)
+def _set(argv: list[str], command: click.Command, param: click.Parameter, value: str, sub: bool) -> list[str]:
+    """argv with `param` given `value` (replacing its current value, or appended). `sub`: argv starts
+    with a subcommand name, so positional arguments start at index 1."""
     out = list(argv)
+    if isinstance(param, click.Argument):
+        k = [p for p in command.params if isinstance(p, click.Argument)].index(param) + (1 if sub else 0)
+        if k < len(out) and not out[k].startswith("-"):
+            out[k] = value
+        else:
+            out.insert(k, value)
+        return out
     for opt in param.opts:
         if opt in out:
-            i = out.index(opt)
-            out[i + 1] = value
+            i = out.index(opt) + 1
+            if i < len(out) and not out[i].startswith("-"):
+                out[i] = value
+            else:  # an option whose value is optional ("--frontier" alone)
+                out.insert(i, value)
             return out
-    return out + [flag, value]
+    return out + [max(param.opts, key=len), value]
 
 
 def _cases() -> list:
     out = []
-    w_stub = {k: Path("/__w__") / k for k in ("root", "config", "run", "cohort", "bad", "eval_id")}
+    w_stub = {k: Path("/__w__") / k for k in ("root", "config", "run", "cohort", "bad", "eval_id", "demo")}
     for name, _main, command, _ in COMMANDS:
         for param in command.params:
             for value in _hostile_values(param, w_stub):
@@ -148,7 +178,7 @@ def test_no_traceback_for_hostile_option_values(name, param_name, value, workspa
     monkeypatch.chdir(workspace["root"])
     main, command, build = next((m, c, b) for n, m, c, b in COMMANDS if n == name)
     param = next(p for p in command.params if p.name == param_name)
-    argv = _set(build(workspace), param, _materialise(value, workspace))
+    argv = _set(build(workspace), command, param, _materialise(value, workspace), " " in name)
     capsys.readouterr()
     try:
         main(argv)
