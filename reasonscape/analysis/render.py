@@ -75,8 +75,18 @@ def _plain(v: Any) -> Any:
     return v
 
 
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_INDENT_2
+
+
 def to_json_text(doc: dict[str, Any]) -> str:
-    return orjson.dumps(_plain(doc), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2).decode()
+    """The document as indented JSON; non-finite numbers become null.
+
+    orjson writes NumPy arrays and scalars, tuples and non-finite floats (as null) itself, so most
+    documents (a million-cell surface) go straight through; `_plain` walks the rest (pandas scalars)."""
+    try:
+        return orjson.dumps(doc, option=_JSON_OPTIONS).decode()
+    except TypeError:
+        return orjson.dumps(_plain(doc), option=_JSON_OPTIONS).decode()
 
 
 def _cell(v: Any, fmt: str | Callable[[Any], str] | None) -> str:
