@@ -21,7 +21,7 @@ VERB_FORMATS = {
     "capacity": ["png", "markdown", "json"],
 }
 EXTRA = {"capacity": ["--frontier"]}
-JSON_KEYS = {"spiderweb": "rows", "surface": "cells", "compression": "summary", "hazard": "rows",
+JSON_KEYS = {"spiderweb": "rows", "surface": "panels", "compression": "summary", "hazard": "rows",
              "capacity": "fits"}
 
 
@@ -74,13 +74,15 @@ def test_spiderweb_one_file_per_eval_with_consistent_intervals(demo, tmp_path, c
 
 def test_surface_covers_every_2dim_view_and_lower_bound_is_below(demo, capsys, tmp_path, db):
     doc = json.loads(run(capsys, "surface", demo, "--format", "json")[1])
-    views = {(c["task"], c["view"]) for c in doc["cells"]}
+    views = {(p["task"], p["view"]) for p in doc["panels"]}
     assert views == {("arithmetic", "depth_length"), ("boolean", "depth_length"), ("sort", "length_case"),
                      ("tables", "rows_operation")}
-    assert all(c["low"] <= c["center"] for c in doc["cells"])
+    assert all(lo <= c for p in doc["panels"] for lo, c in zip(p["low"], p["center"], strict=True))
     # the view's filter (manifold.id = single_digit) and the task are applied: tests add up per eval
     n = db.con.execute("SELECT sum(n) FROM points WHERE base_task = 'boolean'").fetchone()[0]
-    assert sum(c["tests"] for c in doc["cells"] if c["task"] == "boolean") == n
+    assert sum(sum(p["tests"]) for p in doc["panels"] if p["task"] == "boolean") == n
+    p = doc["panels"][0]
+    assert len(p["x"]) == len(p["y"]) == len(p["center"]) == 12  # 3 depths x 4 lengths
     code, out, _ = run(capsys, "surface", demo, "--split-by", "none", "--view", "depth_length",
                        "--output-dir", tmp_path)
     assert code == 0 and [Path(p).name for p in out.split()] == ["surface.png"]

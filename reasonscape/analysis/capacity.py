@@ -3,7 +3,8 @@
 * frontier: accuracy against `params.num_rows` per series, with a logistic fitted in log2(rows):
   acc(x) = 1 / (1 + exp(slope * (log2 x - log2 c))); c, the row count where accuracy crosses 50%, is
   the *capacity*. Weighted least squares (scipy.optimize.curve_fit, each point's standard error =
-  margin / 1.96, floored at 0.01) gives c and its 95% interval 2^(log2 c ± 1.96 se).
+  margin / 1.96, floored at 0.01) gives c and its 95% interval 2^(log2 c ± 1.96 se). Status: ok;
+  "ok (wide interval ...)" when high / low > 100; "extrapolated" when c lies outside the rows measured.
 * peak: *effective capacity* = accuracy × mean num_rows at each `manifold.target_tokens` (the rows a
   model handles correctly on average at that token budget), with its interval from the accuracy's;
   the peak is the budget where it is largest. (The public docs do not define effective capacity;
@@ -25,6 +26,8 @@ from reasonscape.stats import DEFAULT_MODE, MODES, Z95
 ROWS = "params.num_rows"
 TARGET = "manifold.target_tokens"
 MIN_SE = 0.01
+#: An interval wider than this factor (high / low) is flagged: the data hardly constrain the capacity.
+MAX_CI_RATIO = 100
 
 
 def logistic(log2x: Any, center: float, slope: float) -> Any:
@@ -58,9 +61,12 @@ def fit_capacity(x: Any, acc: Any, se: Any) -> dict[str, Any]:
         return {**empty, "status": f"fit failed ({str(exc).splitlines()[0][:60]})"}
     sd = float(np.sqrt(cov[0, 0])) if np.isfinite(cov[0, 0]) else float("nan")
     inside = lx.min() <= c <= lx.max()
+    wide = not np.isfinite(sd) or 2 * Z95 * sd > np.log2(MAX_CI_RATIO)
+    status = ("extrapolated (50% not crossed in the data)" if not inside
+              else f"ok (wide interval: more than {MAX_CI_RATIO}x)" if wide else "ok")
     return {"capacity": float(2 ** c), "ci_low": float(2 ** (c - Z95 * sd)) if np.isfinite(sd) else None,
             "ci_high": float(2 ** (c + Z95 * sd)) if np.isfinite(sd) else None, "slope": float(s),
-            "status": "ok" if inside else "extrapolated (50% not crossed in the data)"}
+            "status": status}
 
 
 @dataclass

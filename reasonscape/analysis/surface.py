@@ -27,6 +27,11 @@ MAX_PANELS = 60
 MAX_DERIVED_KEYS = 4
 
 
+def _plain_list(col: Any) -> list[Any]:
+    values = col.astype(object).where(col.notna(), None).tolist()
+    return [v.item() if hasattr(v, "item") else v for v in values] if col.dtype.kind not in "iufbO" else values
+
+
 def plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready records of a frame of scalars, vectorised (NaN -> None, NumPy -> Python): the same
     as render.records, without a Python call per value (a million cells)."""
@@ -35,19 +40,23 @@ def plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def natural_sort(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Rows sorted by the columns in natural order (numbers numerically, before text; missing last),
-    vectorised: a Python sort key per row costs seconds on millions of rows."""
+    """Rows sorted by the columns in natural order (numbers numerically, before text; missing last).
+
+    Each column's distinct values are ranked with `natural_key` in Python (few values) and the rows
+    sorted by those integer ranks with NumPy: a Python sort key per row costs seconds on a million."""
+    import numpy as np
     import pandas as pd
 
-    keys, names = {}, []
-    for i, c in enumerate(columns):
-        numeric = pd.api.types.is_numeric_dtype(frame[c])
-        num = frame[c] if numeric else pd.to_numeric(frame[c].astype(object), errors="coerce")
-        keys[f"_k{i}n"] = num
-        keys[f"_k{i}t"] = num if numeric else frame[c].astype(object).where(frame[c].notna(), None)
-        names += [f"_k{i}n", f"_k{i}t"]
-    tmp = frame.assign(**keys)
-    return tmp.sort_values(names, na_position="last", kind="stable").drop(columns=names).reset_index(drop=True)
+    ranks = []
+    for c in columns:
+        codes, uniques = pd.factorize(frame[c], use_na_sentinel=True)
+        order = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
+        rank = np.empty(len(uniques) + 1, dtype=np.int64)
+        rank[np.asarray(order, dtype=np.int64)] = np.arange(len(uniques))
+        rank[-1] = len(uniques)  # code -1 (missing) -> last
+        ranks.append(rank[codes])
+    idx = np.lexsort(ranks[::-1]) if ranks else np.arange(len(frame))
+    return frame.iloc[idx].reset_index(drop=True)
 
 
 def check_present(db: PointsDB, filters: Any, dims: list[str | None]) -> None:
@@ -171,7 +180,22 @@ class SurfaceResult:
     split: Any = None
 
     def to_json(self) -> dict[str, Any]:
-        return envelope(self.verb, self.options, panels=self.panels, cells=plain_records(self.frame))
+        """One entry per panel with its cells as parallel arrays (x[i], y[i], center[i], ...): what a
+        plot needs, and a tenth of the size and time of one object per cell on a million cells."""
+        import numpy as np
+
+        f = self.frame
+        if not len(f):
+            return envelope(self.verb, self.options, panels=[])
+        # rows are sorted by (split, task, view, label, eval_id, x, y): each panel is a contiguous block
+        key = f["split"].astype(str) + "\x00" + f["task"] + "\x00" + f["view"] + "\x00" + f["eval_id"]
+        k = key.to_numpy(dtype=object)
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        ends = np.r_[starts[1:], len(f)]
+        heads = plain_records(f.iloc[starts][["split", "task", "view", "eval_id", "label", "x_dim", "y_dim"]])
+        cols = {c: _plain_list(f[c]) for c in ("x", "y", "points", "tests", "center", "margin", "low")}
+        out = [{**h, **{c: v[a:b] for c, v in cols.items()}} for h, a, b in zip(heads, starts, ends, strict=True)]
+        return envelope(self.verb, self.options, panels=out)
 
     def tables(self) -> list[Table]:
         out = []
@@ -217,7 +241,7 @@ def surface(db: PointsDB, filters: Any = None, views: tuple[str, ...] | list[str
         off = 1 if split else 0
         g = add_estimates(g, [mode])
         f = pd.DataFrame({"split": g["d0"] if split else None, "task": v.task, "view": v.view,
-                          "eval_id": g[f"d{off}"], "label": [labels.get(e, e) for e in g[f"d{off}"]],
+                          "eval_id": g[f"d{off}"], "label": g[f"d{off}"].map(lambda e: labels.get(e, e)),
                           "x_dim": v.group_by[0], "x": g[f"d{off + 1}"], "y_dim": v.group_by[1], "y": g[f"d{off + 2}"],
                           "points": g["points"], "tests": g["n"], "center": g[f"{mode}_center"],
                           "margin": g[f"{mode}_margin"]})
@@ -230,7 +254,7 @@ def surface(db: PointsDB, filters: Any = None, views: tuple[str, ...] | list[str
             "margin", "low"]
     frame = pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
     if len(frame):
-        frame = natural_sort(frame, ["split", "task", "view", "label", "x", "y"])
+        frame = natural_sort(frame, ["split", "task", "view", "label", "eval_id", "x", "y"])
     return SurfaceResult(frame, panels, {"filters": filters or {}, "views": list(views), "split_by": split,
                                          "mode": mode, "config": str(config) if config else None})
 

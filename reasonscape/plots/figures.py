@@ -197,7 +197,7 @@ def spiderweb_figure(result: Any, width: int) -> Figure:
     groups = [_short(g, 24) for g in f["group"]] if len(f) else []
     n = len(groups)
     gs = fig.add_gridspec(1, 2, width_ratios=[1.6, 1])
-    if opts.get("style") == "barpng":
+    if opts.get("style") == "barpng" or n < 3:  # a radar of one or two spokes is not a shape: bars
         ax = fig.add_subplot(gs[0, 0])
         x = np.arange(n)
         if n:
@@ -247,7 +247,8 @@ def spiderweb_figure(result: Any, width: int) -> Figure:
     tax.set_xlabel("mean completion tokens per test")
     tax.set_title("Token cost", fontsize=10)
     tax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"{_short(label, 70)}: accuracy by {opts.get('group_by')}")
+    bars = " (bars: fewer than 3 groups)" if opts.get("style") != "barpng" and n < 3 else ""
+    fig.suptitle(f"{_short(label, 70)}: accuracy by {opts.get('group_by')}{bars}")
     return fig
 
 
@@ -434,7 +435,8 @@ def capacity_figure(result: Any, width: int) -> Figure:
     obs, fits, opts = result.rows, result.fits, result.options
     facets = sorted(set(obs["facet"]), key=natural_key) if "facet" in obs.columns and len(obs) else [None]
     k = len(facets)
-    fig = _figure(width, 520 if k <= 2 else 520 * -(-k // 3))
+    legend_px = 40 + 15 * (len(set(obs["series"])) if len(obs) else 1)
+    fig = _figure(width, (480 + legend_px) * -(-k // 3))
     ncols = min(k, 3)
     axes = fig.subplots(-(-k // ncols), ncols, squeeze=False)
     series = list(dict.fromkeys(obs["series"])) if len(obs) else []
@@ -454,7 +456,7 @@ def capacity_figure(result: Any, width: int) -> Figure:
                             fmt="o", color=col, capsize=3, markersize=4)
                 if fit["capacity"] is not None and np.isfinite(fit["capacity"] or np.nan):
                     grid = np.geomspace(x.min() / 1.5, x.max() * 1.5, 200)
-                    if fit["status"] == "ok":
+                    if str(fit["status"]).startswith("ok"):
                         text = f"{fit['capacity']:.0f} rows" + (
                             f" [{fit['ci_low']:.0f}–{fit['ci_high']:.0f}]" if fit["ci_low"] else "")
                     else:  # the 50% point lies outside the rows measured: say which side, not a number
@@ -477,6 +479,9 @@ def capacity_figure(result: Any, width: int) -> Figure:
                         markeredgecolor="black")
         ax.set_xscale("log")
         ax.grid(alpha=0.3, which="both")
+        if len(o):  # the data's range: a wide interval band must not stretch the axis
+            xcol = "num_rows" if result.kind == "frontier" else "target_tokens"
+            ax.set_xlim(float(o[xcol].min()) / 1.6, float(o[xcol].max()) * 1.6)
         if result.kind == "frontier":
             ax.axhline(0.5, color="#777777", lw=0.8, ls="--")
             ax.set_ylim(-0.02, 1.02)
@@ -487,15 +492,15 @@ def capacity_figure(result: Any, width: int) -> Figure:
             ax.set_ylabel("effective capacity (accuracy × rows)")
         if fa is not None:
             ax.set_title(f"{opts.get('facet_by')} = {fa}", fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower left" if result.kind == "frontier" else "upper left")
+        if ax.get_legend_handles_labels()[0]:  # below the panel: inside, it hides the points
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
         if not len(o):
             _no_data(ax)
     for ax in list(axes.flat)[k:]:
         ax.set_visible(False)
     title = ("Capacity frontier: table rows at 50% accuracy (logistic fit, 95% CI; * = not crossed in the data)"
              if result.kind == "frontier"
-             else "Peak effective capacity by token budget")
+             else "Peak effective capacity by token budget (shaded: 95% interval; star: the peak)")
     fig.suptitle(title)
     return fig
 
