@@ -35,6 +35,12 @@ def moto_s3(bucket: str = "reasonscape-test") -> Iterator[dict[str, str]]:
     server.start()
     try:
         env = {**ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        # moto keeps its buckets in process-global state that outlives a server: start from nothing, so
+        # a test never sees the objects an earlier test left (the order of tests must not matter).
+        import urllib.request
+
+        urllib.request.urlopen(urllib.request.Request(f"{env['AWS_ENDPOINT_URL']}/moto-api/reset", method="POST"),
+                               timeout=10).close()
         boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                      aws_access_key_id=ENV["AWS_ACCESS_KEY_ID"],
                      aws_secret_access_key=ENV["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=bucket)
