@@ -9,10 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
-
 from analyze_fixtures import build_demo
-from webapp_browser import (ROOT, app_server, choose, chromium, console_errors, have_browser, save_screenshot,
-                            text_of, wait_ready)
+from webapp_browser import (
+    ROOT,
+    app_server,
+    choose,
+    chromium,
+    console_errors,
+    have_browser,
+    save_screenshot,
+    text_of,
+    wait_ready,
+)
 
 needs_browser = pytest.mark.skipif(not have_browser(), reason="needs selenium, /usr/bin/chromium and chromedriver")
 pytestmark = pytest.mark.timeout(400)
@@ -38,7 +46,11 @@ def click_surface(driver, index: int) -> list[str]:
 
     canvas = driver.find_elements("css selector", ".ex-surface")[index].find_element("css selector", "canvas")
     for dx, dy in ((0, 0), (0, 30), (-40, 20), (40, -20), (0, -40), (30, 40)):
-        ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).pause(0.3).click().perform()
+        chain = ActionChains(driver).move_to_element_with_offset(canvas, dx - 20, dy)
+        for _ in range(4):  # plotly's WebGL scene picks on mouse moves: give it a few to wake up
+            chain = chain.move_by_offset(5, 0).pause(0.3)
+        # plotly's 3-D scene sees a click in its render loop: hold the button across a few frames
+        chain.pause(0.5).click_and_hold().pause(0.3).release().perform()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             ids = [e.text for e in driver.find_elements("css selector", ".ex-point-id")]
@@ -56,7 +68,8 @@ def test_surfaces_render_and_click_shows_point_id_and_failing_answers(demo: Path
         assert "3 evaluations" in text_of(d, "ex-status")
         surfaces = d.find_elements("css selector", ".ex-surface")
         assert len(surfaces) == 3
-        titles = [s.find_element("css selector", ".gtitle").text for s in surfaces]
+        titles = d.execute_script("return Array.from(document.querySelectorAll('.ex-surface .gtitle'))"
+                                  ".map(t => t.textContent)")
         assert titles[1].startswith("SimLlama-70B")
         ids = click_surface(d, 1)
         assert ids, "a click on the surface showed no point"
@@ -99,3 +112,16 @@ def test_bad_tokenizer_is_one_line_error(demo: Path, tmp_path: Path) -> None:
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --tokenizer")
+
+
+@needs_browser
+def test_click_on_bare_surface_vertex_shows_point_id(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large surfaces are drawn without per-cell markers: a click on the surface itself must work too."""
+    monkeypatch.setenv("REASONSCAPE_MARKER_CELLS", "0")
+    with app_server("explorer.py", str(demo)) as url, chromium() as d:
+        d.get(url)
+        wait_ready(d, "ex-status")
+        assert not d.find_elements("css selector", ".ex-surface .scatter3d, .ex-surface g.trace.scatter3d")
+        ids = click_surface(d, 1)
+        assert ids and set(ids) <= _db_ids(demo, "SimLlama-70B", "arithmetic")
+        assert console_errors(d) == []

@@ -10,9 +10,18 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from analyze_fixtures import build_demo
-from webapp_browser import ROOT, app_server, choose, chromium, console_errors, have_browser, save_screenshot, text_of, wait_ready
+from webapp_browser import (
+    ROOT,
+    app_server,
+    choose,
+    chromium,
+    console_errors,
+    have_browser,
+    save_screenshot,
+    text_of,
+    wait_ready,
+)
 
 needs_browser = pytest.mark.skipif(not have_browser(), reason="needs selenium, /usr/bin/chromium and chromedriver")
 pytestmark = pytest.mark.timeout(300)

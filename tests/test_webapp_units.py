@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from analyze_fixtures import build_demo
+
 from reasonscape.errors import InputError, RuntimeFailure
 from reasonscape.webapps import state
 from reasonscape.webapps.archetype import ARCHETYPES, Profile, archetype, profiles
@@ -134,3 +134,51 @@ def test_archetypes_of_demo_follow_its_abilities(demo: Path) -> None:
     strongest = next(e for e, lab in by_label.items() if lab.startswith("SimQwen-32B (sim, ability 1.7)"))
     assert kinds[strongest] == "generalist"
     assert kinds[weakest] in ("struggler", "specialist")
+
+
+def _post(client, output: str, outputs: list[dict], inputs: list[dict], state: list[dict] | None = None) -> dict:
+    """One forged Dash callback request, as a hostile client could send it (bypassing the UI)."""
+    body = {"output": output, "outputs": outputs, "inputs": inputs, "state": state or [],
+            "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs]}
+    res = client.post("/_dash-update-component", json=body)
+    assert res.status_code in (200, 204), res.get_data(as_text=True)[:300]
+    return res.get_json() or {}
+
+
+def test_forged_callback_values_never_reach_sql(demo: Path) -> None:
+    """Values the UI never offers (SQL text, unknown evals, a forged click cell) come back as empty
+    views or are ignored; the DB is untouched and no request fails."""
+    from reasonscape.webapps import explorer, leaderboard
+
+    src = open_source(demo)
+    try:
+        before = src.db.con.execute("SELECT count(*) FROM points").fetchone()[0]
+        ex = explorer.build_app(src).server.test_client()
+        evil = "x' OR 1=1; DROP TABLE points; --"
+        click = {"view": "arithmetic|depth_length", "eval_id": "bc431b", "x": evil, "y": evil}
+        out = _post(ex, "..ex-slice.figure...ex-hist.figure...ex-point.children..",
+                    [{"id": "ex-slice", "property": "figure"}, {"id": "ex-hist", "property": "figure"},
+                     {"id": "ex-point", "property": "children"}],
+                    [{"id": "ex-view", "property": "value", "value": "arithmetic|depth_length"},
+                     {"id": "ex-evals", "property": "value", "value": ["bc431b", evil]},
+                     {"id": "ex-click", "property": "data", "value": click}])
+        assert "0 points" in str(out["response"]["ex-point"]["children"])
+        out = _post(ex, "..ex-surfaces.children...ex-status.children...ex-drawn.data..",
+                    [{"id": "ex-surfaces", "property": "children"}, {"id": "ex-status", "property": "children"},
+                     {"id": "ex-drawn", "property": "data"}],
+                    [{"id": "ex-view", "property": "value", "value": evil},
+                     {"id": "ex-evals", "property": "value", "value": [evil]}],
+                    [{"id": "ex-drawn", "property": "data", "value": {"view": evil, "evals": [evil]}}])
+        assert "no 2-dim view" in out["response"]["ex-status"]["children"]
+        lb = leaderboard.build_app(src).server.test_client()
+        deps = lb.get("/_dash-dependencies").get_json()[0]
+        ins = [{"id": i["id"], "property": i["property"], "value": None} for i in deps["inputs"]]
+        ins[1]["value"] = [evil]  # lb-tags
+        ins[0]["value"] = "?sort=" + evil
+        out = _post(lb, deps["output"], [{"id": o.split(".")[0], "property": o.split(".")[1]}
+                                         for o in deps["output"].strip(".").split("...")],
+                    ins, [{"id": s["id"], "property": s["property"], "value": 1} for s in deps["state"]])
+        assert out["response"]["lb-tags"]["value"] == []  # the forged tag is dropped, not filtered on
+        assert src.db.con.execute("SELECT count(*) FROM points").fetchone()[0] == before
+    finally:
+        src.db.close()

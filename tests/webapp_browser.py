@@ -72,14 +72,15 @@ def app_server(script: str, *args: str, port: int | None = None, timeout: float 
     base = "/"
     if "--url-base-pathname" in args:
         base = args[list(args).index("--url-base-pathname") + 1]
+    log = tempfile.NamedTemporaryFile("w+", prefix="rs-webapp-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, str(ROOT / script), *args, "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=log, text=True)  # a file, not a pipe: a full pipe would block it
     url = f"http://127.0.0.1:{port}{base}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{script} exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+                raise RuntimeError(f"{script} exited {proc.returncode}: {Path(log.name).read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
@@ -97,6 +98,11 @@ def app_server(script: str, *args: str, port: int | None = None, timeout: float 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+        tail = Path(log.name).read_text(errors="replace")[-3000:]
+        Path(log.name).unlink(missing_ok=True)
+        if os.environ.get("REASONSCAPE_WEBAPP_LOG"):
+            print(f"--- {script} log ---\n{tail}", file=sys.stderr)
 
 
 def wait_ready(driver: Any, marker_id: str, timeout: float = 60.0) -> None:
@@ -148,5 +154,11 @@ SCREENSHOTS = Path(os.environ.get("REASONSCAPE_SCREENSHOTS", tempfile.gettempdir
 def save_screenshot(driver: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], min(max(height + 140, size["height"]), 4000))  # the whole page
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(size["width"], size["height"])
     return path

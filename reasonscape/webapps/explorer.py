@@ -18,9 +18,10 @@ import numpy as np
 from reasonscape.analysis.dimensions import dimension_sql
 from reasonscape.analysis.surface import ViewSpec, config_views, surface
 from reasonscape.errors import InputError, ReasonScapeError
+from reasonscape.plots import web as figures
 from reasonscape.pointsdb import PointsDB, compile_filters
 from reasonscape.stats import DEFAULT_MODE, add_estimates
-from reasonscape.webapps import figures, layout
+from reasonscape.webapps import layout
 from reasonscape.webapps.server import Source
 
 DEFAULT_SHOWN = 3
@@ -98,16 +99,22 @@ def build_app(src: Source, base: str = "/", tokenizer: str | None = None) -> Any
     cache: OrderedDict[tuple, Any] = OrderedDict()
 
     def surface_frame(key: str, chosen: tuple[str, ...]) -> Any:
-        """The surface verb's cells for a view and evals (cached: the panels reuse them on every click)."""
-        ck = (key, chosen)
-        if ck not in cache:
-            v = by_key[key]
-            cache[ck] = src.run(surface, {"base_task": v.task, "eval_id": list(chosen)}, views=(v.view,),
-                                split_by=None, config=src.config).frame
-            if len(cache) > CACHE_SIZE:
+        """The surface verb's cells for a view and evals, cached per (view, eval): adding an eval to the
+        selection queries only that eval, and the panels reuse the cells on every click."""
+        import pandas as pd
+
+        v = by_key[key]
+        missing = [e for e in chosen if (key, e) not in cache]
+        if missing:
+            f = src.run(surface, {"base_task": v.task, "eval_id": missing}, views=(v.view,), split_by=None,
+                        config=src.config).frame
+            f = f[f["task"] == v.task]
+            for e in missing:
+                cache[(key, e)] = f[f["eval_id"] == e]
+                cache.move_to_end((key, e))
+            while len(cache) > CACHE_SIZE:
                 cache.popitem(last=False)
-        f = cache[ck]
-        return f[f["task"] == by_key[key].task]
+        return pd.concat([cache[(key, e)] for e in chosen], ignore_index=True)
 
     panel = {"flex": "1 1 440px", "minWidth": "0"}
     panels = [html.Div(dcc.Graph(id="ex-slice", config={"displaylogo": False}), style=panel),
@@ -124,6 +131,7 @@ def build_app(src: Source, base: str = "/", tokenizer: str | None = None) -> Any
                                   placeholder="choose evaluations")], style=layout.ROW),
         html.Div(id="ex-status", style={"color": "#444", "fontSize": "13px", "marginBottom": "6px"}),
         dcc.Store(id="ex-click"),
+        dcc.Store(id="ex-drawn"),
         html.Div(id="ex-surfaces", style={"display": "grid", "gap": "8px",
                                           "gridTemplateColumns": "repeat(auto-fill, minmax(420px, 1fr))"}),
         html.Div(panels, style={"display": "flex", "gap": "8px", "flexWrap": "wrap"}),
@@ -134,28 +142,36 @@ def build_app(src: Source, base: str = "/", tokenizer: str | None = None) -> Any
     def chosen_evals(values: Any) -> tuple[str, ...]:
         return tuple(e for e in (values or []) if e in labels)[:MAX_SHOWN]
 
-    @app.callback(Output("ex-surfaces", "children"), Output("ex-status", "children"),
-                  Input("ex-view", "value"), Input("ex-evals", "value"))
-    def draw_surfaces(key, chosen):  # noqa: ANN001
+    def surface_graph(key: str, e: str) -> Any:
+        f = surface_frame(key, (e,))
+        fig = figures.surface_figure(f, labels[e]) if len(f) else figures.empty_figure(
+            f"{labels[e]}: no points in this view", 420)
+        return dcc.Graph(id={"type": "ex-surface", "index": e}, figure=fig,
+                         config={"displaylogo": False, "displayModeBar": "hover"}, className="ex-surface")
+
+    @app.callback(Output("ex-surfaces", "children"), Output("ex-status", "children"), Output("ex-drawn", "data"),
+                  Input("ex-view", "value"), Input("ex-evals", "value"), State("ex-drawn", "data"))
+    def draw_surfaces(key, chosen, drawn):  # noqa: ANN001
         chosen = chosen_evals(chosen)
         if key not in by_key:
-            return [], "no 2-dim view: the dataset config defines none (see docs/config.md, views:)"
+            return [], "no 2-dim view: the dataset config defines none (see docs/config.md, views:)", None
         if not chosen:
-            return [], "choose at least one evaluation"
+            return [], "choose at least one evaluation", None
         try:
             frame = surface_frame(key, chosen)
+            v = by_key[key]
+            status = (f"{v.task} · {v.view}: {v.group_by[0]} × {v.group_by[1]}, {len(chosen)} evaluation"
+                      f"{'s' if len(chosen) != 1 else ''}, {len(frame)} cells")
+            before = list(drawn["evals"]) if isinstance(drawn, dict) and drawn.get("view") == key else None
+            state = {"view": key, "evals": list(chosen)}
+            if before is not None and len(chosen) > len(before) and list(chosen[:len(before)]) == before:
+                patch = dash.Patch()  # evals added at the end: draw only their surfaces (WebGL is the cost)
+                for e in chosen[len(before):]:
+                    patch.append(surface_graph(key, e))
+                return patch, status, state
+            return [surface_graph(key, e) for e in chosen], status, state
         except ReasonScapeError as exc:
-            return [layout.error_box(str(exc))], f"error: {exc}"
-        v = by_key[key]
-        graphs = []
-        for e in chosen:
-            f = frame[frame["eval_id"] == e]
-            fig = figures.surface_figure(f, labels[e]) if len(f) else figures.empty_figure(
-                f"{labels[e]}: no points in this view", 420)
-            graphs.append(dcc.Graph(id={"type": "ex-surface", "index": e}, figure=fig,
-                                    config={"displaylogo": False, "displayModeBar": "hover"}, className="ex-surface"))
-        return graphs, (f"{v.task} · {v.view}: {v.group_by[0]} × {v.group_by[1]}, {len(chosen)} evaluation"
-                        f"{'s' if len(chosen) != 1 else ''}, {len(frame)} cells")
+            return [layout.error_box(str(exc))], f"error: {exc}", None
 
     @app.callback(Output("ex-click", "data"), Input({"type": "ex-surface", "index": ALL}, "clickData"),
                   State("ex-view", "value"), prevent_initial_call=True)

@@ -13,8 +13,9 @@ from typing import Any
 from reasonscape.analysis.pooled import pooled
 from reasonscape.analysis.reasonscore import scores
 from reasonscape.errors import ReasonScapeError
+from reasonscape.plots import web as figures
 from reasonscape.stats import DEFAULT_MODE
-from reasonscape.webapps import figures, layout, state
+from reasonscape.webapps import layout, state
 from reasonscape.webapps.server import Source
 
 PAGE_SIZES = (10, 25, 50, 100)

@@ -8,7 +8,8 @@ from typing import Any
 
 from reasonscape.analysis.spiderweb import spiderweb
 from reasonscape.errors import ReasonScapeError
-from reasonscape.webapps import figures, layout, state
+from reasonscape.plots import web as figures
+from reasonscape.webapps import layout, state
 from reasonscape.webapps.archetype import archetype, profiles
 from reasonscape.webapps.server import Source
 

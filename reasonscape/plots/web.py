@@ -1,5 +1,7 @@
-"""Plotly figures of the web apps, built from the analysis verbs' frames (no statistics here: every
-number drawn was computed by reasonscape.analysis / reasonscape.stats)."""
+"""Plotly figures of the web apps: the interactive side of the one figure module (reasonscape.plots).
+
+Built from the analysis verbs' frames; no statistics here: every number drawn was computed by
+reasonscape.analysis / reasonscape.stats."""
 
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ MARKER_CELLS = int(__import__("os").environ.get("REASONSCAPE_MARKER_CELLS", "150
 FONT = {"family": "system-ui, sans-serif", "size": 12}
 
 
-def _base(fig: Any, height: int, title: str | None = None) -> Any:
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10}, font=FONT,
+def _base(fig: Any, height: int, title: str | None = None, bottom: int = 10) -> Any:
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": bottom}, font=FONT,
                       title={"text": title, "x": 0.01, "font": {"size": 14}} if title else None,
                       paper_bgcolor="white", plot_bgcolor="white")
     return fig
@@ -151,7 +153,7 @@ def surface_figure(frame: Any, title: str) -> Any:
                              "camera": {"eye": {"x": 1.7, "y": -1.7, "z": 1.2}},
                              "domain": {"x": [0, 1], "y": [0, 1]}},
                       showlegend=False, uirevision="surface")
-    return _base(fig, 420, title)
+    return _base(fig, 420, title).update_layout(margin={"l": 0, "r": 0, "t": 30, "b": 0})
 
 
 def slice_figure(frame: Any, labels: dict[str, str], fixed: str, value: Any) -> Any:
@@ -169,8 +171,8 @@ def slice_figure(frame: Any, labels: dict[str, str], fixed: str, value: Any) -> 
     x_dim = frame["x_dim"].iat[0] if len(frame) else ""
     fig.update_xaxes(title=x_dim, type="category")
     fig.update_yaxes(title="accuracy", range=[0, 1.05], tickformat=".0%")
-    fig.update_layout(legend={"orientation": "h", "y": -0.3})
-    return _base(fig, 320, f"accuracy along {x_dim} at {fixed} = {value}")
+    fig.update_layout(legend={"orientation": "h", "y": -0.25, "yanchor": "top"})
+    return _base(fig, 360, f"accuracy along {x_dim} at {fixed} = {value}", bottom=70)
 
 
 def histogram_figure(hist: Any, labels: dict[str, str], width: float) -> Any:
@@ -183,8 +185,8 @@ def histogram_figure(hist: Any, labels: dict[str, str], width: float) -> Any:
                     name=labels.get(e, e), marker_color=PALETTE[k % len(PALETTE)], opacity=0.8)
     fig.update_xaxes(title="mean completion tokens per test (per point)")
     fig.update_yaxes(title="points")
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.3})
-    return _base(fig, 320, "token histogram")
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.25, "yanchor": "top"})
+    return _base(fig, 360, "token histogram", bottom=70)
 
 
 def fft_figure(frame: Any, frequencies: list[float]) -> Any:
