@@ -178,3 +178,16 @@ def test_points_without_the_dimension_form_their_own_none_group(demo, tmp_path, 
     assert code == 0 and facets[1]["facet"] == "tables" and [s["key"] for s in facets[1]["series"]] == [None]
     code, _, err = run(capsys, "cluster", demo, "--group-by", "params.length", "--filters", '{"base_task": "tables"}')
     assert code == 2 and "no matching point has it" in err  # only points without it: a typo or a wrong filter
+
+
+def test_pngs_drawn_in_parallel_equal_those_drawn_one_by_one(demo, tmp_path):
+    """Several PNGs of a split result are drawn by forked workers; the files are the ones a single
+    process draws, in the same order."""
+    from reasonscape.analysis import render, verbs
+
+    result = verbs.hazard(demo, split_by=("eval_id",))
+    parts = list(result.parts())
+    assert len(parts) >= 3
+    written = render.emit(result, "png", output_dir=tmp_path, echo=lambda s: None)
+    one_by_one = [render._content(p, "png", None) for _, p in parts]
+    assert [w.read_bytes() for w in written] == one_by_one

@@ -8,9 +8,11 @@ file when the verb splits). Verbs never format; the CLI never computes.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -222,13 +224,40 @@ def emit(result: Result, fmt: str, output_dir: str | Path | None = None, width: 
         sys.stdout.flush()
         return []
     d = prepare_dir(output_dir if output_dir is not None else ".")
+    parts = list(result.parts())
     written: list[Path] = []
-    for suffix, part in result.parts():
+    for (suffix, _), content in zip(parts, _contents([p for _, p in parts], fmt, width), strict=True):
         path = d / f"{file_stem(result.verb, suffix)}.{_EXT[fmt]}"
-        _write(path, _content(part, fmt, width))
+        _write(path, content)
         echo(str(path))
         written.append(path)
     return written
+
+
+#: Parts rendered by forked workers (set just before the pool forks, so nothing is pickled to them).
+_PARTS: list[Any] = []
+_PNG_WIDTH: int | None = None
+
+
+def _png_of(index: int) -> bytes:
+    return _content(_PARTS[index], "png", _PNG_WIDTH)  # type: ignore[return-value]
+
+
+def _contents(parts: list[Any], fmt: str, width: int | None) -> Iterator[str | bytes]:
+    """Each part's file content, in order. Several PNGs are drawn by one forked process per core:
+    matplotlib draws on one core, and a split result (a PNG per eval or per task) is embarrassingly
+    parallel. Elsewhere (one file, text formats, no fork) they are made here, one by one."""
+    global _PARTS, _PNG_WIDTH
+    workers = min(len(parts), os.cpu_count() or 1, 4)
+    if fmt != "png" or workers < 2 or len(parts) < 3 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from (_content(p, fmt, width) for p in parts)
+        return
+    _PARTS, _PNG_WIDTH = parts, width
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_png_of, range(len(parts)))
+    finally:
+        _PARTS, _PNG_WIDTH = [], None
 
 
 @dataclass
