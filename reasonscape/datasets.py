@@ -20,13 +20,15 @@ import glob as globmod
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reasonscape.errors import ConfigError, InputError
 from reasonscape.identity import eval_id as make_eval_id
 from reasonscape.records import read_json, steps_file
+
+_M = TypeVar("_M", bound=BaseModel)
 
 EVALS_FILE = "evals.json"
 #: Keys a dataset's cohort filter may use; list values mean "any of" (all of, for tags and groups).
@@ -97,6 +99,18 @@ class DatasetConfig(BaseModel):
         if not re.fullmatch(r"[A-Za-z0-9._-]+", v):
             raise ValueError("must use only letters, digits, '.', '_' and '-'")
         return v
+
+
+def load_json_model(path: Path, model: type[_M]) -> _M:
+    """A JSON file holding one object, validated by a pydantic model: every problem (missing, not JSON,
+    not an object, a wrong key or value) is one ConfigError naming the file and the key path."""
+    raw = read_json(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): expected a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc, model=model)) from None
 
 
 def validation_message(path: str | Path, exc: ValidationError, prefix: str = "",
@@ -285,13 +299,7 @@ def load_dataset(path: str | Path) -> Dataset:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: dataset file not found")
-    raw = read_json(p)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: (top level): expected a JSON object")
-    try:
-        cfg = DatasetConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(p, exc, model=DatasetConfig)) from None
+    cfg = load_json_model(p, DatasetConfig)
     base = p.resolve().parent
     cohorts: list[Cohort] = []
     evals: list[EvalSpec] = []

@@ -45,10 +45,8 @@ def build_sim(tmp: Path, abilities: dict[str, float] = SIM_ABILITY) -> Path:
     return db
 
 
-def run_analyze(capsys, *args) -> tuple[int, str, str]:
-    """analyze.py's entry point in-process: (exit code, stdout, stderr)."""
-    from reasonscape.cli.analyze import main
-
+def run_main(main, capsys, *args) -> tuple[int, str, str]:
+    """A CLI entry point (analyze.py's, probe.py's ...) in-process: (exit code, stdout, stderr)."""
     try:
         main([str(a) for a in args])
         code = 0
@@ -56,3 +54,10 @@ def run_analyze(capsys, *args) -> tuple[int, str, str]:
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def run_analyze(capsys, *args) -> tuple[int, str, str]:
+    """analyze.py's entry point in-process: (exit code, stdout, stderr)."""
+    from reasonscape.cli.analyze import main
+
+    return run_main(main, capsys, *args)

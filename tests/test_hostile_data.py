@@ -128,7 +128,7 @@ def test_bad_manifest_is_one_line_naming_the_file(tmp_path, entries, message):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{", "not valid JSON"),
+    ("{", "malformed JSON"),
     ("[]", "expected a JSON object"),
     ('{"url": "s3://b/p", "aws_secret_access_key": "hunter2hunter2"}', "unknown key 'aws_secret_access_key'"),
     ('{"url": "ftp://host/x"}', "unknown remote scheme 'ftp'"),

@@ -7,20 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from analyze_fixtures import ROOT, build_demo, run_analyze
+from analyze_fixtures import ROOT, build_demo, run_analyze, run_main
 
 from reasonscape.cli.probe import main
 from reasonscape.pointsdb import PointsDB
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(main, capsys, *args)
 
 
 def assert_one_line_error(code, out, err, expected=2):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analyze_fixtures import build_demo
+from analyze_fixtures import build_demo, run_main
 from local_tokenizer import make_local_tokenizer
 from PIL import Image
 
@@ -19,13 +19,7 @@ from reasonscape.probe.locate import point_tests, points_tests
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(main, capsys, *args)
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from reasonscape.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 VERSION = 1
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -134,18 +132,9 @@ def load_manifest(path: Path) -> Manifest:
     path = Path(path)
     if not path.exists():
         return Manifest()
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: (top level): expected a JSON object")
-    try:
-        return Manifest.model_validate(raw)
-    except ValidationError as exc:
-        from reasonscape.datasets import validation_message
+    from reasonscape.datasets import load_json_model
 
-        raise ConfigError(validation_message(path, exc, model=Manifest)) from None
+    return load_json_model(path, Manifest)
 
 
 def save_manifest(path: Path, manifest: Manifest) -> None:

@@ -13,16 +13,15 @@ under its final name.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from reasonscape.errors import ConfigError, InputError, RuntimeFailure
+from reasonscape.errors import InputError, RuntimeFailure
 from reasonscape.secrets import Scrubber
 
 ENV_REMOTE = "REASONSCAPE_REMOTE"
@@ -314,17 +313,8 @@ def load_remote(data_dir: Path) -> Remote:
         return remote_from_url(env, f"${ENV_REMOTE}", Path.cwd())
     path = Path(data_dir) / REMOTE_FILE
     if path.exists():
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: (top level): expected a JSON object")
-        try:
-            cfg = RemoteConfig.model_validate(raw)
-        except ValidationError as exc:
-            from reasonscape.datasets import validation_message
+        from reasonscape.datasets import load_json_model
 
-            raise ConfigError(validation_message(path, exc, model=RemoteConfig)) from None
+        cfg = load_json_model(path, RemoteConfig)
         return remote_from_url(cfg.url, f"{path}: url", path.parent, cfg)
     return LocalDir(default_local_dir())
