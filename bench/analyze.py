@@ -121,7 +121,11 @@ def main() -> None:
     if a.build_only:
         build(Path(a.build_only), a.evals, a.tasks, a.points)
         return
-    work = Path(tempfile.gettempdir()) / f"reasonscape-bench-analyze-{a.evals}x{a.tasks}x{a.points}"
+    sys.path.insert(0, str(ROOT))
+    from reasonscape.pointsdb import SCHEMA_VERSION
+
+    # the cached DB is keyed by its size and the PointsDB schema it was built with
+    work = Path(tempfile.gettempdir()) / f"reasonscape-bench-analyze-{a.evals}x{a.tasks}x{a.points}-v{SCHEMA_VERSION}"
     work.mkdir(exist_ok=True)
     db = work / "pointsdb-bench.db"
     if not db.is_file():

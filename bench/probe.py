@@ -210,7 +210,9 @@ def main() -> None:
     ap.add_argument("--skip-cohort", action="store_true")
     ap.add_argument("--skip-analyze", action="store_true")
     a = ap.parse_args()
-    work = Path(tempfile.gettempdir()) / "reasonscape-bench-probe"
+    from reasonscape.pointsdb import SCHEMA_VERSION
+
+    work = Path(tempfile.gettempdir()) / f"reasonscape-bench-probe-v{SCHEMA_VERSION}"  # cached DBs: per schema
     work.mkdir(exist_ok=True)
     ok = True
     if not a.skip_cohort:

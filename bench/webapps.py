@@ -41,7 +41,9 @@ def analyze_builder():
 
 
 def dataset(evals: int, tasks: int, points: int) -> Path:
-    db = Path(tempfile.gettempdir()) / f"rs-bench-webapps-{evals}x{tasks}x{points}.db"
+    from reasonscape.pointsdb import SCHEMA_VERSION
+
+    db = Path(tempfile.gettempdir()) / f"rs-bench-webapps-{evals}x{tasks}x{points}-v{SCHEMA_VERSION}.db"
     if not db.is_file():
         t0 = time.perf_counter()
         analyze_builder()(db, evals, tasks, points)
