@@ -14,6 +14,7 @@ under its final name.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,25 +56,26 @@ def _fail(what: str, exc: BaseException) -> RuntimeFailure:
     return RuntimeFailure(f"{what}: {text}")
 
 
-class Remote:
+class Remote(ABC):
     """One place blobs live. `label` is shown to users and never holds a credential."""
 
     label = "remote"
 
+    @abstractmethod
     def size(self, sha: str, ext: str = BLOB_EXT) -> int | None:
         """Size of the stored blob, or None when the remote does not have it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def put(self, sha: str, path: Path, progress: Progress | None = None, ext: str = BLOB_EXT) -> None:
-        raise NotImplementedError
+        """Store the file at `path` as the object of blob `sha`."""
 
+    @abstractmethod
     def get(self, sha: str, dest: Path, progress: Progress | None = None, ext: str = BLOB_EXT) -> None:
         """Write the blob to `dest` (a temp file the caller verifies before use)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read_range(self, sha: str, ext: str, start: int, length: int) -> bytes:
         """`length` bytes of a stored object from `start` (what a Parquet reader asks for)."""
-        raise NotImplementedError
 
 
 def _copy(src, dst, progress: Progress | None) -> None:
