@@ -12,65 +12,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from hub_stub import HubHandler, HubServer
 
-class FakeDatasetHub:
+
+class FakeDatasetHub(HubServer):
     def __init__(self, repos: tuple[str, ...], token: str):
+        super().__init__()
         self.files: dict[str, dict[str, bytes]] = {r: {} for r in repos}
         self.token = token
         self.commits = 0
         self.served = 0  # body bytes sent by resolve (ranges count their length)
         self.requests: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeDatasetHub:
-        hub = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.hub = hub
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(HubHandler):
     hub: FakeDatasetHub
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, head: bool = False) -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def _json(self, status: int, doc: Any, extra: dict[str, str] | None = None, head: bool = False) -> None:
-        self._send(status, json.dumps(doc).encode(), {"Content-Type": "application/json", **(extra or {})}, head)
-
-    def _error(self, status: int, code: str, head: bool = False) -> None:
-        self._json(status, {"error": code}, {"X-Error-Code": code, "X-Error-Message": code}, head)
 
     def _split(self, parts: list[str], marker: str) -> tuple[str, list[str]] | None:
         if marker not in parts:
@@ -144,3 +102,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._resolve(head=True)
+
+
+FakeDatasetHub.handler = _Handler

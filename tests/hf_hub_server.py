@@ -11,71 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from hub_stub import HubHandler, HubServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-class FakeHub:
+class FakeHub(HubServer):
     def __init__(self, repos: dict[str, dict[str, bytes]], gated: tuple[str, ...] = ()):
+        super().__init__()
         self.repos = repos
         self.gated = set(gated)
         self.requests: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeHub:
-        hub = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.hub = hub
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(HubHandler):
     hub: FakeHub
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None, head: bool = False) -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-    def _error(self, status: int, code: str, head: bool) -> None:
-        body = json.dumps({"error": code}).encode()
-        self._send(status, body, {"X-Error-Code": code, "X-Error-Message": code,
-                                  "Content-Type": "application/json"}, head)
 
     def _repo(self, parts: list[str], head: bool) -> str | None:
         repo = "/".join(parts)
@@ -123,3 +75,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._handle(head=True)
+
+
+FakeHub.handler = _Handler
