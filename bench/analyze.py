@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import runs_of
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 VERBS = [["scores"], ["cluster"], ["rank"], ["pairwise"], ["aggregate", "--compare-modes"],
@@ -87,18 +89,6 @@ def build(db: Path, evals: int, tasks: int, points: int) -> None:
     tmp.rename(db)
 
 
-def timed(args: list[str], cwd: Path) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS bytes, exit code, stderr tail) of one subprocess."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, str(ROOT / "analyze.py"), *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss * 1024, proc.returncode, err.strip()[-300:]
-
-
 def demo_dataset(tmp: Path) -> Path:
     cfg = tmp / "demo.json"
     if not (tmp / "pointsdb-demo.db").is_file():
@@ -144,15 +134,10 @@ def main() -> None:
     print(f"{'verb':<34} {'runs (s)':<24} {'best s':>7} {'peak RSS':>9}  target")
     ok = True
     for args, name, target in cases:
-        runs, rss = [], 0
-        for _ in range(a.repeat):
-            wall, peak, code, err = timed(args, work)
-            if code != 0:
-                print(f"{name}: exit {code}: {err}")
-                ok = False
-                break
-            runs.append(wall)
-            rss = max(rss, peak)
+        runs, rss, failed = runs_of("analyze.py", args, a.repeat, cwd=work)
+        if failed:
+            print(f"{name}: {failed}")
+            ok = False
         if not runs:
             continue
         best = min(runs)

@@ -27,23 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import runs_of
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 POINTS, TESTS_PER_ROUND = 2000, 64
 ANSWER = ("<think>I read the table row by row and keep a running count of the rows that match the "
           "filter on the city column. ") * 14
 LOOP = "Wait, I need to recheck the first row of the table again. "
-
-
-def timed(args: list[str], env: dict[str, str] | None = None, script: str = "probe.py") -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS bytes, exit code, stderr tail) of one subprocess."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([PY, str(ROOT / script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    return wall, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status), err.strip()[-300:]
 
 
 def write_cohort(folder: Path, gb: float) -> None:
@@ -102,14 +93,11 @@ def bench_cohort(work: Path, gb: float, repeat: int) -> bool:
     for verb in ("failure", "truncation"):
         best = {}
         for label, env in (("located", None), ("full scan", {"REASONSCAPE_PROBE_FULL_SCAN": "1"})):
-            runs, rss = [], 0
-            for _ in range(repeat if label == "located" else 1):
-                wall, peak, code, err = timed([verb, str(db), "--point-id", pid, "--format", "json"], env)
-                if code != 0:
-                    print(f"{verb} ({label}): exit {code}: {err}")
-                    return False
-                runs.append(wall)
-                rss = max(rss, peak)
+            runs, rss, failed = runs_of("probe.py", [verb, str(db), "--point-id", pid, "--format", "json"],
+                                        repeat if label == "located" else 1, env=env)
+            if failed:
+                print(f"{verb} ({label}): {failed}")
+                return False
             best[label] = min(runs)
             note = (f"<= 1 s {'ok' if best[label] <= 1.0 else 'MISSED'}" if label == "located"
                     else f"{best['full scan'] / best['located']:.0f}x slower")
@@ -183,15 +171,10 @@ def bench_analyze(work: Path, repeat: int) -> bool:
     print(f"{'command':<60} {'runs (s)':<18} {'best s':>7} {'peak RSS':>9}  target")
     ok = True
     for args in cases:
-        runs, rss = [], 0
-        for _ in range(repeat):
-            wall, peak, code, err = timed([args[0], str(db), *args[1:]], script="analyze.py")
-            if code != 0:
-                print(f"{' '.join(args)}: exit {code}: {err}")
-                ok = False
-                break
-            runs.append(wall)
-            rss = max(rss, peak)
+        runs, rss, failed = runs_of("analyze.py", [args[0], str(db), *args[1:]], repeat)
+        if failed:
+            print(f"{' '.join(args)}: {failed}")
+            ok = False
         if not runs:
             continue
         best = min(runs)
