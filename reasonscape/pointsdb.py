@@ -160,10 +160,17 @@ INDEXES = (
 TABLES = ("meta", "evals", "points", "files", "file_points", "point_tests", "point_locations", "file_frames")
 
 
-def check_point_id(value: Any) -> str:
-    """A point id as given by a user (any case, surrounding blanks ignored); InputError otherwise."""
+def normalize_point_id(value: Any) -> str | None:
+    """The canonical form of a point id as a user gives it (any case, surrounding blanks ignored), or
+    None when it is not one."""
     text = value.strip().lower() if isinstance(value, str) else None
-    if text is None or not _POINT_ID.fullmatch(text):
+    return text if text is not None and _POINT_ID.fullmatch(text) else None
+
+
+def check_point_id(value: Any) -> str:
+    """`normalize_point_id`, with an InputError for what is not a point id."""
+    text = normalize_point_id(value)
+    if text is None:
         raise InputError(f"point id {_short(value)} not found: point ids are {POINT_ID_CHARS} hex digits "
                          "(analyze.py points lists them)")
     return text
@@ -246,7 +253,7 @@ def compile_filters(filters: dict[str, Any] | str | None, alias: str = "") -> tu
             params.extend(vals)
         elif key == "id":
             vals = _values(key, value)
-            if not all(isinstance(x, str) and _POINT_ID.fullmatch(x.strip().lower()) for x in vals):
+            if not all(normalize_point_id(x) is not None for x in vals):
                 raise InputError(f"--filters: 'id' values must be point ids ({POINT_ID_CHARS} hex digits)")
             clauses.append(f"{p}id IN ({', '.join('?' * len(vals))})")
             params.extend(x.strip().lower() for x in vals)

@@ -10,7 +10,6 @@ kilobytes for one point of a multi-GB cohort. Otherwise it falls back to a full 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +19,9 @@ import orjson
 
 from reasonscape.errors import InputError
 from reasonscape.identity import params_key
-from reasonscape.pointsdb import PointsDB
+from reasonscape.pointsdb import PointsDB, normalize_point_id
 
 #: A point id as typed on the command line: the integer ids of schema 2 or the stable string ids.
-_POINT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_POINT_IDS = 10_000
 #: Set to 1 to read by full scan even when locations are recorded (bench/probe.py's baseline).
 FULL_SCAN_ENV = "REASONSCAPE_PROBE_FULL_SCAN"
@@ -48,9 +46,10 @@ class PointInfo:
 
 
 def check_point_id(value: Any) -> str:
-    """A point id as text, or one InputError (ids come from `analyze.py points`)."""
-    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else None
-    if not text or not _POINT_ID.match(text):
+    """A point id in its canonical form (pointsdb's rule), or one InputError naming --point-id (ids come
+    from `analyze.py points`)."""
+    text = normalize_point_id(value)
+    if text is None:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise InputError(f"--point-id {shown}: not a point id (list them with: python analyze.py points DATASET)")
     return text
@@ -59,9 +58,9 @@ def check_point_id(value: Any) -> str:
 def point_info(db: PointsDB, point_id: Any) -> PointInfo:
     """The stored identity of one point; an unknown id is one InputError naming the DB."""
     pid = check_point_id(point_id)
-    row = db.con.execute("SELECT CAST(id AS VARCHAR), eval_id, model, template, sampler, base_task, "
+    row = db.con.execute("SELECT id, eval_id, model, template, sampler, base_task, "
                          "CAST(params AS VARCHAR), CAST(manifold AS VARCHAR) FROM points "
-                         "WHERE CAST(id AS VARCHAR) = ?", [pid]).fetchone()
+                         "WHERE id = ?", [pid]).fetchone()
     if row is None:
         raise InputError(f"--point-id {pid}: no such point in {db.path} "
                          "(list point ids with: python analyze.py points DATASET)")
