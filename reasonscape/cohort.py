@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from reasonscape.datasets import EVALS_FILE, Cohort, EvalSpec, find_cohorts, load_cohort
-from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.errors import InputError, RuntimeFailure, shown
 from reasonscape.records import METADATA_FILE, STEPS_FILE, open_steps, steps_file
 
 Identity = tuple[str, str, str]
@@ -399,8 +399,7 @@ def make_context_variant(cohort: str | Path, eval_id: str, context: int, *, toke
 def _tokens(t: dict, name: str, src: Path, lineno: int, k: int) -> int:
     v = t.get(name, 0)
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_CONTEXT:
-        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
-        raise InputError(f"{src}:{lineno}: tests[{k}].{name} = {shown}: expected an integer in 0..{MAX_CONTEXT}")
+        raise InputError(f"{src}:{lineno}: tests[{k}].{name} = {shown(v)}: expected an integer in 0..{MAX_CONTEXT}")
     return v
 
 

@@ -39,6 +39,17 @@ class NotBuiltYet(ReasonScapeError):
     exit_code = 1
 
 
+def shorten(text: str, limit: int = 40) -> str:
+    """`text` cut to `limit` characters ("..." marking the cut): how a value a user gave is echoed in a
+    one-line error, so a 5,000-character value does not become the message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """`repr(value)`, shortened as `shorten` does."""
+    return shorten(repr(value), limit)
+
+
 def file_not_found(path: Path, what: str, cutoff: float = 0.6) -> ConfigError:
     """`<path>: <what> file not found`, suggesting files of the same folder with close names."""
     hint = ""

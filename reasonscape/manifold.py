@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from reasonscape.errors import ConfigError, InputError, close_matches_hint, read_input_text
+from reasonscape.errors import ConfigError, InputError, close_matches_hint, read_input_text, shown
 from reasonscape.identity import canonical_json
 from reasonscape.prompts import check_name
 from reasonscape.tasks.base import Task, field_bounds, generate_tests
@@ -356,11 +356,6 @@ def _kind(value: Any) -> str:
         type(value), f"a {type(value).__name__}")
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def format_config_error(exc: ValidationError, path: Path | str, root: type[BaseModel]) -> str:
     """One line for the first problem pydantic found, misspelt keys first (with close matches)."""
     errs = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
@@ -378,7 +373,7 @@ def format_config_error(exc: ValidationError, path: Path | str, root: type[BaseM
     msg = err.get("msg", "invalid")
     if msg.startswith("Value error, "):  # our own validators name the value themselves
         return f"{path}: {where}: {msg[len('Value error, '):]}"
-    got = f" (got {_short(err.get('input'))})" if "input" in err and not isinstance(err.get("input"), dict) else ""
+    got = f" (got {shown(err.get('input'), 60)})" if "input" in err and not isinstance(err.get("input"), dict) else ""
     return f"{path}: {where}: {msg}{got}"
 
 
@@ -455,7 +450,7 @@ def _check_task(path: Path, ti: int, t: TaskEntry) -> None:
         for rw, row in rows:
             if not isinstance(row, dict):
                 raise ConfigError(f"{rw}: expected a mapping of param -> value or list of values "
-                                  f"(got {_short(row)})")
+                                  f"(got {shown(row, 60)})")
             _check_row(rw, row, t, task, fields)
     names = [v.view for v in t.views]
     for vi, v in enumerate(t.views):
@@ -491,7 +486,7 @@ def _check_row(rw: str, row: dict[str, Any], t: TaskEntry, task: Task, fields: d
         seen: set[Any] = set()  # a set: an axis may hold many values
         for v in values:
             if isinstance(v, dict | list):
-                raise ConfigError(f"{kw}: {_short(v)} is not a value (a list of values is one axis)")
+                raise ConfigError(f"{kw}: {shown(v, 60)} is not a value (a list of values is one axis)")
             if v in seen:
                 raise ConfigError(f"{kw}: value {v!r} listed twice")
             seen.add(v)
@@ -505,7 +500,7 @@ def _check_targets(kw: str, value: Any) -> None:
         raise ConfigError(f"{kw}: an empty list of values (the grid would have no points)")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_TARGET_TOKENS:
-            raise ConfigError(f"{kw}: {_short(v)} is not a token count (a whole number 1..{MAX_TARGET_TOKENS})")
+            raise ConfigError(f"{kw}: {shown(v, 60)} is not a token count (a whole number 1..{MAX_TARGET_TOKENS})")
     if len(set(values)) != len(values):
         raise ConfigError(f"{kw}: a value is listed twice")
 
@@ -540,20 +535,20 @@ def _check_filter(where: str, key: str, value: Any, t: TaskEntry, task: Task) ->
         groups = values if all(isinstance(g, list) for g in values) else [values]
         for g in groups:
             if not g or not all(isinstance(tag, str) and ":" in tag for tag in g):
-                raise ConfigError(f"{where}: groups are lists of 'key:value' strings (got {_short(value)})")
+                raise ConfigError(f"{where}: groups are lists of 'key:value' strings (got {shown(value, 60)})")
         return
     for v in values:
         if isinstance(v, dict | list):
-            raise ConfigError(f"{where}: {_short(v)} is not a value (give a value or a list of values)")
+            raise ConfigError(f"{where}: {shown(v, 60)} is not a value (give a value or a list of values)")
     if key in _STRING_FILTER_KEYS:
         if not all(isinstance(v, str) for v in values):
-            raise ConfigError(f"{where}: values must be strings (got {_short(value)})")
+            raise ConfigError(f"{where}: values must be strings (got {shown(value, 60)})")
         if key == "base_task" and values != [t.name]:
-            raise ConfigError(f"{where}: the view belongs to task '{t.name}' (got {_short(value)})")
+            raise ConfigError(f"{where}: the view belongs to task '{t.name}' (got {shown(value, 60)})")
         return
     if key == "id":
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ConfigError(f"{where}: point ids are whole numbers (got {_short(value)})")
+            raise ConfigError(f"{where}: point ids are whole numbers (got {shown(value, 60)})")
         return
     if not _PATH.match(key):
         raise ConfigError(f"{where}: unknown filter key '{key}' (valid: eval_id, base_task, groups, model, "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.errors import InputError, RuntimeFailure, shown
 from reasonscape.identity import POINT_ID_CHARS
 from reasonscape.stats import MODES, Z95
 from reasonscape.stats import add_estimates as _add_estimates
@@ -171,7 +171,7 @@ def check_point_id(value: Any) -> str:
     """`normalize_point_id`, with an InputError for what is not a point id."""
     text = normalize_point_id(value)
     if text is None:
-        raise InputError(f"point id {_short(value)} not found: point ids are {POINT_ID_CHARS} hex digits "
+        raise InputError(f"point id {shown(value)} not found: point ids are {POINT_ID_CHARS} hex digits "
                          "(analyze.py points lists them)")
     return text
 
@@ -202,13 +202,8 @@ def parse_filters(filters: dict[str, Any] | str | None) -> dict[str, Any]:
                          f"valid keys: {valid_filter_keys()}")
     for key in filters:
         if not isinstance(key, str):
-            raise InputError(f"--filters: key {_short(key)} is not a string (valid: {valid_filter_keys()})")
+            raise InputError(f"--filters: key {shown(key)} is not a string (valid: {valid_filter_keys()})")
     return filters
-
-
-def _short(v: Any) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 #: Numbers a filter compares are doubles: integers beyond +-2^53 would silently compare rounded.
@@ -223,9 +218,9 @@ def _values(key: str, v: Any) -> list[Any]:
     for x in vals:
         if x is not None and not isinstance(x, _SCALAR):
             raise InputError(f"--filters: '{key}' values must be strings, numbers, booleans or null, "
-                             f"got {_short(x)}")
+                             f"got {shown(x)}")
         if isinstance(x, int) and not isinstance(x, bool) and not -MAX_FILTER_INT <= x <= MAX_FILTER_INT:
-            raise InputError(f"--filters: '{key}' value {_short(x)} is out of range (|x| <= 2^53)")
+            raise InputError(f"--filters: '{key}' value {shown(x)} is out of range (|x| <= 2^53)")
         if isinstance(x, float) and not math.isfinite(x):
             raise InputError(f"--filters: '{key}' value {x} is not a finite number")
     return list(vals)
@@ -306,10 +301,10 @@ def _column_list(value: Any, what: str) -> list[str]:
     """A column name or a non-empty list of them (names are checked by the caller)."""
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list | tuple) or not names:
-        raise InputError(f"{what}: expected a column name or a non-empty list of them, got {_short(value)}")
+        raise InputError(f"{what}: expected a column name or a non-empty list of them, got {shown(value)}")
     for c in names:
         if not isinstance(c, str):
-            raise InputError(f"{what}: {_short(c)} is not a column name")
+            raise InputError(f"{what}: {shown(c)} is not a column name")
     return list(names)
 
 
@@ -444,12 +439,12 @@ class PointsDB:
             names = list(SUMMARY_COLUMNS) if columns is None else _column_list(columns, "columns")
             bad = [c for c in names if c not in POINT_COLUMN_NAMES]
             if bad:
-                raise InputError(f"unknown point column {_short(bad[0])} (valid: {', '.join(POINT_COLUMN_NAMES)})")
+                raise InputError(f"unknown point column {shown(bad[0])} (valid: {', '.join(POINT_COLUMN_NAMES)})")
             cols = ", ".join(_quote_ident(c) for c in names)
         order = ["id"] if order_by is None else _column_list(order_by, "order_by")
         bad = [c for c in order if c not in POINT_COLUMN_NAMES]
         if bad:
-            raise InputError(f"unknown point column {_short(bad[0])} to order by")
+            raise InputError(f"unknown point column {shown(bad[0])} to order by")
         return (f"SELECT {cols} FROM points WHERE {where} ORDER BY {', '.join(_quote_ident(c) for c in order)}",
                 params)
 
@@ -465,7 +460,7 @@ class PointsDB:
             est = _column_list(estimates, "estimates")
             bad = [m for m in est if m not in MODES]
             if bad:
-                raise InputError(f"estimates: unknown mode {_short(bad[0])} (valid: {', '.join(MODES)})")
+                raise InputError(f"estimates: unknown mode {shown(bad[0])} (valid: {', '.join(MODES)})")
         if estimates and columns not in (None, "*"):
             cols = _column_list(columns, "columns")
             columns = cols + [c for c in ("correct", "n", "truncated", "guess", "guess_truncated") if c not in cols]

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from reasonscape.errors import ConfigError, close_matches_hint, read_input_text
+from reasonscape.errors import ConfigError, close_matches_hint, read_input_text, shown
 from reasonscape.tasks.base import Task, TestCase
 
 #: Salt that moves few-shot examples to a different part of a point's RNG space than its tests.
@@ -234,8 +234,7 @@ def _format_error(exc: ValidationError, path: Path, model: type[BaseModel]) -> s
         return f"{path}: {msg}"
     if err["type"].endswith("_error") and err["msg"].startswith("Value error, "):
         return f"{path}: {key}: {msg}"
-    got = repr(err.get("input"))
-    got = got if len(got) <= 60 else got[:57] + "..."
+    got = shown(err.get("input"), 60)
     return f"{path}: {key}: {msg} (got {got})"
 
 

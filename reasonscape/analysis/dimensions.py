@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from reasonscape.errors import InputError
+from reasonscape.errors import InputError, shorten
 
 if TYPE_CHECKING:  # pandas is imported where frames are made: `analyze.py --help` stays fast
     import pandas as pd
@@ -33,7 +33,7 @@ def check_dimension(name: Any, flag: str = "--group-by", allow_none: bool = Fals
     """A valid dimension name (None for `none`), or one InputError listing the valid names."""
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"{flag}: expected a dimension name (valid: {valid_dimensions(allow_none)})")
-    shown = name if len(name) <= 60 else name[:57] + "..."
+    shown = shorten(name, 60)
     if len(name) > MAX_DIMENSION_CHARS:
         raise InputError(f"{flag} {shown!r}: too long (valid: {valid_dimensions(allow_none)})")
     if name == NONE:

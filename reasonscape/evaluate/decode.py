@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 import orjson
 
+from reasonscape.errors import shorten
+
 try:  # msgspec decodes only the fields we need (2x orjson here); orjson is the fallback
     import msgspec
 except ImportError:  # pragma: no cover - exercised through decoder="orjson"
@@ -109,7 +111,7 @@ def _show(v: Any) -> str:
         text = json.dumps(v)
     except (TypeError, ValueError):
         text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(text)
 
 
 class _DictTest:

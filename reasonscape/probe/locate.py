@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from reasonscape import errors
 from reasonscape.errors import InputError
 from reasonscape.identity import params_key
 from reasonscape.pointsdb import PointsDB, normalize_point_id
@@ -50,7 +51,7 @@ def check_point_id(value: Any) -> str:
     from `analyze.py points`)."""
     text = normalize_point_id(value)
     if text is None:
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        shown = errors.shown(value)
         raise InputError(f"--point-id {shown}: not a point id (list them with: python analyze.py points DATASET)")
     return text
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from reasonscape.analysis.query import open_db
-from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.errors import InputError, RuntimeFailure, shorten
 from reasonscape.pointsdb import PointsDB
 
 T = TypeVar("T")
@@ -57,8 +57,7 @@ def check_base_path(value: str) -> str:
     v = v if v.startswith("/") else "/" + v
     v = v if v.endswith("/") else v + "/"
     if len(v) > MAX_BASE_CHARS or not _BASE.match(v) or "/../" in v or "/./" in v:
-        shown = v if len(v) <= 60 else v[:57] + "..."
-        raise InputError(f"--url-base-pathname {shown!r}: expected path segments of letters, digits and ._~- "
+        raise InputError(f"--url-base-pathname {shorten(v, 60)!r}: expected path segments of letters, digits and ._~- "
                          "such as /rs/ or /apps/leaderboard/")
     return v
 
