@@ -7,6 +7,7 @@ coordinates always produce the same tests, the same eval_id and the same cache k
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -68,3 +69,13 @@ def point_id(model: str, template: str, sampler: str, base_task: str, params: di
     (sorted keys, no `count`; a dict is canonicalised first). Equal on every machine and every run."""
     key = params if isinstance(params, str) else params_key(params)
     return sha256_hex(canonical_json([model, template, sampler, base_task, key]))[:POINT_ID_CHARS]
+
+
+_POINT_ID = re.compile(f"[0-9a-f]{{{POINT_ID_CHARS}}}")
+
+
+def normalize_point_id(value: Any) -> str | None:
+    """The canonical form of a point id as a user gives it (any case, surrounding blanks ignored), or
+    None when it is not one."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    return text if text is not None and _POINT_ID.fullmatch(text) else None

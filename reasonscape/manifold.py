@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from reasonscape.errors import ConfigError, InputError, close_matches_hint, read_input_text, shown
-from reasonscape.identity import canonical_json
+from reasonscape.identity import POINT_ID_CHARS, canonical_json, normalize_point_id
 from reasonscape.prompts import check_name
 from reasonscape.tasks.base import Task, field_bounds, generate_tests
 from reasonscape.tasks.registry import get_task, task_names, unknown_task_message
@@ -547,8 +547,9 @@ def _check_filter(where: str, key: str, value: Any, t: TaskEntry, task: Task) ->
             raise ConfigError(f"{where}: the view belongs to task '{t.name}' (got {shown(value, 60)})")
         return
     if key == "id":
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise ConfigError(f"{where}: point ids are whole numbers (got {shown(value, 60)})")
+        if not all(normalize_point_id(v) is not None for v in values):
+            raise ConfigError(f"{where}: point ids are {POINT_ID_CHARS} hex digits, as analyze.py points lists them "
+                              f"(got {shown(value, 60)})")
         return
     if not _PATH.match(key):
         raise ConfigError(f"{where}: unknown filter key '{key}' (valid: eval_id, base_task, groups, model, "

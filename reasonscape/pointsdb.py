@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from reasonscape.errors import InputError, RuntimeFailure, shown
-from reasonscape.identity import POINT_ID_CHARS
+from reasonscape.identity import POINT_ID_CHARS, normalize_point_id
 from reasonscape.stats import MODES, Z95
 from reasonscape.stats import add_estimates as _add_estimates
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 #: `file_frames`). An older DB is rebuilt by evaluate.py (its tables dropped, every file re-read) and
 #: refused by readers until then.
 SCHEMA_VERSION = 3
-_POINT_ID = re.compile(r"[0-9a-f]{16}")
 
 EVALS_DDL = """
 CREATE TABLE IF NOT EXISTS evals (
@@ -158,13 +157,6 @@ INDEXES = (
     "CREATE INDEX IF NOT EXISTS point_locations_id ON point_locations (id)",
 )
 TABLES = ("meta", "evals", "points", "files", "file_points", "point_tests", "point_locations", "file_frames")
-
-
-def normalize_point_id(value: Any) -> str | None:
-    """The canonical form of a point id as a user gives it (any case, surrounding blanks ignored), or
-    None when it is not one."""
-    text = value.strip().lower() if isinstance(value, str) else None
-    return text if text is not None and _POINT_ID.fullmatch(text) else None
 
 
 def check_point_id(value: Any) -> str:

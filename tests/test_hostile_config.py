@@ -7,6 +7,7 @@ the file named, the problem named. A new config rule gets a row here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -317,3 +318,18 @@ def test_unreadable_input_files_are_one_line_errors(tmp_path):
     proc = subprocess.run(_cli_args(case, folder, tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and str(folder) in proc.stderr
+
+
+@pytest.mark.parametrize("value, ok", [("0123456789abcdef", True), ("0123456789ABCDEF", True), (7, False),
+                                       ("not-an-id", False), (["0123456789abcdef", 3], False)])
+def test_view_filter_on_point_ids_takes_the_stable_hex_ids(tmp_path, value, ok):
+    """A view's `id` filter names points as PointsDB does (16 hex digits), not by the integer row
+    numbers of old DBs."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: c\ntasks:\n  - name: arithmetic\n    grids:\n      g: {length: [4, 8]}\n"
+                   f"    views:\n      - {{view: v, group_by: [params.length], filters: {{id: {json.dumps(value)}}}}}\n")
+    if ok:
+        load_config(cfg)
+    else:
+        with pytest.raises(ConfigError, match="point ids are 16 hex digits"):
+            load_config(cfg)

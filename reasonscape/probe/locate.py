@@ -19,8 +19,8 @@ import orjson
 
 from reasonscape import errors
 from reasonscape.errors import InputError
-from reasonscape.identity import params_key
-from reasonscape.pointsdb import PointsDB, normalize_point_id
+from reasonscape.identity import normalize_point_id, params_key
+from reasonscape.pointsdb import PointsDB
 
 #: A point id as typed on the command line: the integer ids of schema 2 or the stable string ids.
 MAX_POINT_IDS = 10_000
