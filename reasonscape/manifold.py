@@ -39,7 +39,13 @@ from reasonscape.errors import ConfigError, InputError, close_matches_hint, read
 from reasonscape.identity import POINT_ID_CHARS, canonical_json, normalize_point_id
 from reasonscape.prompts import check_name
 from reasonscape.tasks.base import Task, field_bounds, generate_tests
-from reasonscape.tasks.registry import get_task, task_names, unknown_task_message
+from reasonscape.tasks.registry import (
+    bind_task_source,
+    get_task,
+    is_task_name,
+    task_names,
+    unknown_task_message,
+)
 
 _PATH = re.compile(r"^(params|manifold|facets)\.[A-Za-z_][A-Za-z0-9_]*$|^(base_task|eval_id|model|template|sampler)$")
 
@@ -135,13 +141,15 @@ class TaskEntry(_Strict):
     label: str = Field("", max_length=200)
     mode: Literal["grid", "list", "calibrate"] = "grid"
     file: str | None = None  # accepted for compatibility with older configs; generators are registered
+    #: Where an `items:<name>` task reads its items (see reasonscape/tasks/items.py and docs/items.md).
+    source: dict[str, Any] | None = None
     grids: dict[str, Any] = Field(min_length=1)
     views: list[View] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in task_names():
+        if not is_task_name(v):
             raise ValueError(unknown_task_message(v))
         return v
 
@@ -395,6 +403,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except ValidationError as exc:
         raise ConfigError(format_config_error(exc, path, ExperimentConfig)) from None
     for ti, t in enumerate(cfg.tasks):
+        try:
+            bind_task_source(t.name, t.source, path.parent, f"{path}: tasks[{ti}]")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
         _check_task(path, ti, t)
     total = count_points(cfg)
     if total > MAX_POINTS:
