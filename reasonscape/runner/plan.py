@@ -55,13 +55,24 @@ class RunSpec:
 
     def fingerprint(self) -> str:
         """What makes two invocations the same run (so the second resumes or reuses the first)."""
-        return sha256_hex(canonical_bytes({
+        ident = {
             "config": [self.config.name, self.config_sha], "model": self.model,
             "template": [self.template.name, self.template_sha], "sampler": [self.sampler.name, self.sampler_sha],
             "precision": [self.level_name, self.level.model_dump()], "seed": self.seed,
             "tasks": sorted(self.tasks), "tokenizer": self.tokenizer if self.calibrated else None,
             "sim": self.sim_url,
-        }))[:16]
+        }
+        items = self.item_sources()
+        if items:  # only then: runs of configs without item files keep their fingerprints
+            ident["items"] = items
+        return sha256_hex(canonical_bytes(ident))[:16]
+
+    def item_sources(self) -> dict[str, str]:
+        """sha256 of each in-scope `items:` task's item file: an edited file is a new run, not a resume
+        that would mix two versions of the items in one folder."""
+        return {t.name: get_task(t.name).items.source_sha  # type: ignore[attr-defined]
+                for t in self.config.tasks
+                if t.name.startswith("items:") and (not self.tasks or t.name in self.tasks)}
 
     @property
     def calibrated(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -97,6 +97,12 @@ class Task(ABC):
     @abstractmethod
     def generate(self, rng: random.Random, params: TaskParams) -> TestCase:
         """One test drawn from `rng` (and nothing else, so generation is reproducible)."""
+
+    def iter_tests(self, seed: int, params: TaskParams) -> Iterator[TestCase] | None:
+        """The point's whole test sequence, for tasks that draw from a finite collection without
+        replacement (items files); None (the default): `PointTests` draws `generate(rng, params)` from an
+        RNG seeded by `seed`. Must be a pure function of (seed, params), so any count is a prefix."""
+        return None
 
     def parse_answer(self, text: str, meta: dict[str, Any] | None = None) -> str | None:
         """Canonical form of a candidate answer, or None when it is not a well-formed answer.
@@ -189,11 +195,13 @@ class PointTests:
     whose question is already in the sequence is skipped; after `EXHAUSTION_DRAWS` skips in a row the
     point's question space is taken as exhausted and the sequence ends, so a point of a tiny space has
     fewer tests than asked. The sequence is still a pure function of (task, params, seed): any count is
-    a prefix of a larger one, and round k of adaptive sampling extends the same sequence.
+    a prefix of a larger one, and round k of adaptive sampling extends the same sequence. A task whose
+    `iter_tests` returns a sequence (items drawn without replacement) is read from it instead, and the
+    sequence ends where that one does.
     """
 
     __test__ = False
-    __slots__ = ("task", "params", "seed", "_rng", "_seen", "_pos", "exhausted")
+    __slots__ = ("task", "params", "seed", "_rng", "_seen", "_pos", "exhausted", "_iter")
 
     def __init__(self, task: Task, params: TaskParams, seed: int):
         self.task, self.params, self.seed = task, params, seed
@@ -201,12 +209,21 @@ class PointTests:
 
     def _restart(self) -> None:
         self._rng = random.Random(self.seed)
+        self._iter = self.task.iter_tests(self.seed, self.params)
         self._seen: set[str] = set()
         self._pos = 0
         #: True once the question space ran out: no test exists at index `len(sequence)` or later.
         self.exhausted = False
 
     def _next(self) -> TestCase | None:
+        if self._iter is not None:
+            for case in self._iter:
+                if case.question not in self._seen:
+                    self._seen.add(case.question)
+                    self._pos += 1
+                    return case
+            self.exhausted = True
+            return None
         gen, rng, params, seen = self.task.generate, self._rng, self.params, self._seen
         for _ in range(EXHAUSTION_DRAWS):
             case = gen(rng, params)

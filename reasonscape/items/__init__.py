@@ -1,0 +1,1 @@
+"""Item collections ReasonScape ships or generates for `items:<name>` tasks (see docs/items.md)."""
