@@ -291,3 +291,42 @@ def add_estimates(frame: pd.DataFrame, modes: tuple[str, ...] | list[str] = MODE
         out[f"{mode}_center"] = np.atleast_1d(center) if len(out) else np.empty(0)
         out[f"{mode}_margin"] = np.atleast_1d(margin) if len(out) else np.empty(0)
     return out
+
+
+class McNemar(NamedTuple):
+    """McNemar's test on the discordant pairs b (right under A only) and c (right under B only)."""
+
+    statistic: np.ndarray | float
+    pvalue: np.ndarray | float
+
+
+def mcnemar(b: ArrayLike, c: ArrayLike, exact: bool = True) -> McNemar:
+    """McNemar's test of paired binary outcomes from the discordant counts, elementwise.
+
+    Why both forms: the exact test (two-sided binomial on b of b + c at p = 1/2; statistic min(b, c),
+    p = min(1, 2 P(X <= min(b, c)))) is right for the small discordant counts a bucket of items has; the
+    chi-square form with Edwards' continuity correction ((|b - c| - 1)^2 / (b + c), 1 degree of
+    freedom) is what most papers report. Both equal statsmodels' `mcnemar(table, exact=...)`, except
+    where b + c = 0 (no discordant pair: no evidence), which is statistic 0 and p 1 here (statsmodels
+    gives inf and 0 for the chi-square form). Counts must be non-negative whole numbers.
+    """
+    from scipy.special import bdtr
+
+    bb, cc = np.broadcast_arrays(_arr(b), _arr(c))
+    if not (np.all(np.isfinite(bb)) and np.all(np.isfinite(cc))) or np.any(bb < 0) or np.any(cc < 0) \
+            or np.any(bb != np.floor(bb)) or np.any(cc != np.floor(cc)):
+        raise InputError("mcnemar: discordant counts must be non-negative whole numbers")
+    n = bb + cc
+    has = n > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if exact:
+            stat = np.minimum(bb, cc)
+            k, m = stat.astype(np.int64), np.maximum(n, 1).astype(np.int64)
+            p = np.where(has, np.minimum(1.0, 2.0 * bdtr(k, m, 0.5)), 1.0)
+        else:
+            stat = np.where(has, (np.abs(bb - cc) - 1.0) ** 2 / np.where(has, n, 1.0), 0.0)
+            import math
+
+            p = np.array([math.erfc(math.sqrt(s / 2.0)) for s in np.ravel(stat)]).reshape(stat.shape)
+            p = np.where(has, p, 1.0)
+    return McNemar(_out(np.asarray(stat, np.float64)), _out(np.asarray(p, np.float64)))

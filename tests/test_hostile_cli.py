@@ -100,7 +100,10 @@ def _verb(name: str, *extra: str) -> Callable[[dict], list[str]]:
 #: Extra arguments an analyze verb needs to run at all (its required options), beyond the dataset.
 ANALYZE_EXTRA = {"compare": ("{a}", "{b}", "--bootstrap", "50"), "capacity": ("--frontier",),
                  "surface": ("--output-dir", "{out}"), "spiderweb": ("--output-dir", "{out}"),
-                 "hazard": ("--output-dir", "{out}"), "compression": ("--output-dir", "{out}")}
+                 "hazard": ("--output-dir", "{out}"), "compression": ("--output-dir", "{out}"),
+                 # ablation/stratify pair two evals of one model (the demo's greedy-4k vs greedy-2k)
+                 "ablation": ("--a", "1c7a58", "--b", "5b654f"),
+                 "stratify": ("--a", "1c7a58", "--b", "5b654f", "--targets", "arithmetic=3")}
 PROBE_EXTRA = {"failure": ("--point-id", "{point}"), "truncation": ("--point-id", "{point}")}
 
 # (name, entry point, click command, valid argv builder)

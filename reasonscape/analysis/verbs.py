@@ -120,3 +120,22 @@ def modelinfo(dataset: Dataset | None = None, output_dir: str | Path = "modelinf
     result = _mi.fetch(targets, output_dir, without)
     _mi.write_summary(result)
     return result
+
+
+def ablation(dataset: Dataset, a: str, b: str, **kw: Any) -> Any:
+    """One model's items under two conditions (evals `a`, `b`), classified per item, McNemar per bucket."""
+    from reasonscape.analysis import ablation as _m
+
+    return _with_db(dataset, _m.ablation, a, b, config=True, **kw)
+
+
+def stratify(dataset: Dataset, a: str, b: str, targets: Any, keep: Any = None, seed: int = 0,
+             output: str | Path | None = None, allow_short: bool = False, run_seed: int | None = None,
+             **kw: Any) -> Any:
+    """The ablation's needs-reasoning items stratified to per-bucket targets (keep-list first, sampled by
+    `seed`), written to `output` (JSONL, atomically) when every target is met or `allow_short`.
+    `run_seed` is the runs' global seed (ablation's `seed`); other keywords go to `ablation`."""
+    from reasonscape.analysis import stratify as _m
+
+    result = _m.stratify(ablation(dataset, a, b, seed=run_seed, **kw), targets, keep=keep, seed=seed)
+    return _m.finish(result, output, allow_short)

@@ -285,5 +285,87 @@ def compare(dataset: str, a: str, b: str, bootstrap: int, filters: Any, group_by
           output_dir, width)
 
 
+# -- item verbs (ablation, stratify) -------------------------------------------------------------------
+
+def _group_by_auto(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from reasonscape.analysis.dimensions import check_dimension
+
+    return None if value is None else check_dimension(value, "--group-by")
+
+
+def _condition_options(fn: Any) -> Any:
+    """--a/--b, --group-by, --run-seed and --no-verify: what names an ablation's two conditions and items."""
+    for opt in reversed((
+        click.option("--a", "a", required=True, metavar="EVAL",
+                     help="Condition A (e.g. with reasoning): an eval_id, or key=value pairs over eval_id, model, "
+                          "template, sampler, label (e.g. template=zerocot-nosys) naming one eval."),
+        click.option("--b", "b", required=True, metavar="EVAL",
+                     help="Condition B (e.g. reasoning ablated), as --a; the same model as A."),
+        click.option("--group-by", default=None, callback=_group_by_auto, metavar="DIM",
+                     help="Buckets (a dimension, not eval_id/template/sampler) [default: params.bucket when the "
+                          "points have it, else base_task]."),
+        click.option("--run-seed", type=click.IntRange(0, 2**63 - 1), metavar="INT",
+                     help="Global seed the runs used [default: read from the result files, else 42]."),
+        click.option("--no-verify", is_flag=True,
+                     help="Do not check the paired questions against the result files."),
+    )):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@_condition_options
+@click.option("--items", "items", is_flag=True, help="Add one row per item (id, bucket, class, ...) to the output.")
+@analysis_options(formats=("markdown", "json", "png"), width=1200)
+def ablation(dataset: str, a: str, b: str, group_by: str | None, run_seed: int | None, no_verify: bool,
+             items: bool, filters: Any, fmt: str, width: int, output_dir: str | None) -> None:
+    """One model's items under two conditions: needs-reasoning / both-right / both-wrong / b-only per bucket,
+    McNemar per bucket."""
+    from reasonscape.analysis import verbs
+
+    if fmt == "png":
+        import reasonscape.plots.ablation  # noqa: F401 - registers the ablation figure
+    _emit(verbs.ablation(dataset, a, b, filters=filters, group_by=group_by, seed=run_seed, items=items,
+                         verify=not no_verify), fmt, output_dir, width)
+
+
+@cli.command(context_settings=_CTX)
+@DATASET
+@_condition_options
+@click.option("--targets", required=True, metavar="B=N,...",
+              help="Items per bucket, met exactly, e.g. 2=150,3=150,4=100,5+=50 (N+ and A-B match numeric buckets).")
+@click.option("--keep", type=click.Path(), metavar="FILE",
+              help="Item ids kept first, marked existing: one per line, or JSONL with an id field.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
+              help="Seed of the deterministic sampling of new items.")
+@click.option("--output", type=click.Path(), metavar="FILE.jsonl", help="Write the final item file (atomically).")
+@click.option("--allow-short", is_flag=True, help="Write the set even when a bucket misses its target (exit 0).")
+@analysis_options(formats=("markdown", "json"), output_dir=False)
+def stratify(dataset: str, a: str, b: str, group_by: str | None, run_seed: int | None, no_verify: bool,
+             targets: str, keep: str | None, seed: int, output: str | None, allow_short: bool, filters: Any,
+             fmt: str) -> None:
+    """Select needs-reasoning items to meet per-bucket targets exactly, keep-list first; prints the table.
+
+    Exit 1 (nothing written) when a bucket cannot be met, unless --allow-short."""
+    from reasonscape.analysis import stratify as st
+    from reasonscape.analysis import verbs
+    from reasonscape.cli.common import one_line
+    from reasonscape.errors import RuntimeFailure
+
+    st.parse_targets(targets)  # a malformed --targets, --keep or --output fails before any data is read
+    keep_ids = st.read_keep(keep) if keep is not None else None
+    if output is not None:
+        st.check_output(output)
+    result = verbs.stratify(dataset, a, b, st.parse_targets(targets), keep=keep_ids, seed=seed, output=output,
+                            allow_short=allow_short, filters=filters, group_by=group_by, run_seed=run_seed,
+                            verify=not no_verify)
+    for line in st.warnings(result):
+        click.echo(one_line(line), err=True)
+    _emit(result, fmt)
+    if not result.met and not allow_short:
+        raise RuntimeFailure(st.unmet_message(result, output))
+
+
 def main(args: list[str] | None = None) -> None:
     run_command(cli, args)

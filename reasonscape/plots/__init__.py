@@ -24,7 +24,7 @@ def _check_width(width: int) -> int:
 
 def figure_for(result: Any, width: int) -> Any:
     """The matplotlib Figure of a verb result (InputError for verbs without a figure)."""
-    from reasonscape.plots import compare, figures  # noqa: F401  (compare registers its builder)
+    from reasonscape.plots import ablation, compare, figures  # noqa: F401  (ablation, compare register builders)
 
     builder = figures.BUILDERS.get(getattr(result, "verb", None))
     if builder is None:
