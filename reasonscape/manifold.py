@@ -445,7 +445,12 @@ def _row_suffix(entry: Any, index: int) -> str:
 
 def _check_task(path: Path, ti: int, t: TaskEntry) -> None:
     where = f"{path}: tasks[{ti}]"
-    task = get_task(t.name)
+    try:
+        task = get_task(t.name)  # a family member (gym:<name>) is only known once its module looks
+    except ConfigError:
+        raise
+    except InputError as exc:
+        raise ConfigError(f"{where}.name: {exc}") from None
     fields = task.Params.model_fields
     if t.mode == "calibrate" and not task.calibrated_param:
         calibrated = [n for n in task_names() if get_task(n).calibrated_param]

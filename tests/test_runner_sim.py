@@ -167,3 +167,14 @@ def test_sim_answers_grade_as_intended_for_every_task(name):
         if test.guess_chance == 0:
             wrong = weak.answer(ctx.request.content, ctx)
             assert grade(task, wrong.text, test.reference, test.meta).status == "incorrect"
+
+
+def test_family_tasks_take_per_task_ability_offsets_and_malformed_ones_are_refused():
+    from reasonscape.runner.sim import parse_sim_url
+
+    model = parse_sim_url("sim://?ability=1&gym:chain_sum=0.5&items:gsm8k=-1")
+    assert model.offsets == {"gym:chain_sum": 0.5, "items:gsm8k": -1.0}
+    assert model.skill_at("gym:chain_sum", 1.0) > model.skill_at("arithmetic", 1.0) > model.skill_at("items:gsm8k", 1.0)
+    for bad in ("gym:=0.5", "foo:bar=0.5", "items:..=1"):
+        with pytest.raises(InputError, match="unknown parameter"):
+            parse_sim_url(f"sim://?{bad}")

@@ -103,7 +103,7 @@ class SimModel:
 
 def parse_sim_url(url: str) -> SimModel:
     """`sim://?ability=1.2&slope=4&seed=7&arithmetic=+0.3` -> SimModel; unknown names are task offsets."""
-    from reasonscape.tasks.registry import task_names
+    from reasonscape.tasks.registry import is_task_name
 
     if any(ch.isspace() or not ch.isprintable() for ch in url):
         raise InputError("--apibase sim://: the URL contains whitespace or control characters")
@@ -130,14 +130,15 @@ def parse_sim_url(url: str) -> SimModel:
             if name in ("slope", "median", "sigma", "ctx", "tps") and value <= 0:
                 raise InputError(f"--apibase sim://: {name} must be > 0")
             values[name] = value
-        elif name in task_names():
+        elif is_task_name(name):  # a shipped task or a family member (items:<name>, gym:<name>)
             if not (math.isfinite(value) and -OFFSET_LIMIT <= value <= OFFSET_LIMIT):
                 raise InputError(f"--apibase sim://: {name}={raw.strip()} (a task offset) is outside "
                                  f"{-OFFSET_LIMIT:g}..{OFFSET_LIMIT:g}")
             offsets[name] = value
         else:
             raise InputError(f"--apibase sim://: unknown parameter '{name}' (valid: "
-                             f"{', '.join(DEFAULTS)} or a task name for a per-task ability offset)")
+                             f"{', '.join(DEFAULTS)} or a task name, e.g. arithmetic or gym:chain_sum, for a per-task "
+                             "ability offset)")
     for name in ("seed", "ctx"):
         if name in values:
             values[name] = int(values[name])
