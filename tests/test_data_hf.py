@@ -1,8 +1,9 @@
 """data.py's Hugging Face remote against a local Hub stand-in (HF_ENDPOINT): round trip, auth errors.
 
-Covered: huggingface_hub's real upload_file (preupload + commit) and our streamed resolve downloads, with
-a token from HF_TOKEN. Not covered: the Hub's LFS/Xet transfer of large files (the stand-in answers every
-preupload with "regular"), which huggingface_hub performs on its own once the Hub asks for it.
+Covered: huggingface_hub's real upload_file (preupload + commit) for regular files and, with the
+stand-in's LFS threshold, its LFS batch + basic PUT transfer of large files, plus our streamed resolve
+downloads, with a token from HF_TOKEN. Not covered: the Xet transfer huggingface_hub uses instead of LFS
+when hf_xet is installed (a Xet CAS server is beyond a stand-in; the LFS test sets HF_HUB_DISABLE_XET=1).
 """
 
 from __future__ import annotations
@@ -60,3 +61,28 @@ def test_hub_bad_token_is_one_line_without_the_token(tmp_path, hub):
     assert res.returncode == 1 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: ")
     assert "401" in res.stderr and wrong not in res.stderr
     assert not (root / "data" / "manifest.json").exists()
+
+
+def test_hub_large_blobs_take_the_lfs_path_and_round_trip(tmp_path):
+    """Blobs at or above the stand-in's threshold go through preupload -> LFS batch -> PUT -> lfsFile
+    commit; a second push finds them stored (nothing PUT again) and a pull is byte-identical."""
+    with FakeDatasetHub(("team/reasonscape-data",), TOKEN, lfs_threshold=1) as hub:
+        root = make_repo(tmp_path / "repo")
+        data = root / "data"
+        before = {f: tree_digest(f) for f in result_folders(data)}
+        env = {**_env(hub), "HF_HUB_DISABLE_XET": "1"}
+        push = run(["push", "cohort", "data/demo/SimQwen-32B", "-q"], root, env)
+        assert push.returncode == 0, push.stderr
+        stored = hub.files["team/reasonscape-data"]
+        assert len(stored) == 2 and hub.lfs_puts == 2 and len(hub.lfs) == 2
+        assert any("/info/lfs/objects/batch" in r for r in hub.requests)
+        assert TOKEN not in push.stdout + push.stderr
+        again = run(["push", "cohort", "data/demo/SimQwen-32B", "-q"], root, env)
+        assert again.returncode == 0 and hub.lfs_puts == 2
+        for f in result_folders(data):
+            if "SimQwen-32B" in f.parts:
+                shutil.rmtree(f)
+        shutil.rmtree(data / ".blobs")
+        pull = run(["pull", "cohort", "data/demo/SimQwen-32B", "-q"], root, {**env, "HF_TOKEN": ""})
+        assert pull.returncode == 0, pull.stderr
+        assert {f: tree_digest(f) for f in result_folders(data)} == before
