@@ -324,9 +324,8 @@ def mcnemar(b: ArrayLike, c: ArrayLike, exact: bool = True) -> McNemar:
             k, m = stat.astype(np.int64), np.maximum(n, 1).astype(np.int64)
             p = np.where(has, np.minimum(1.0, 2.0 * bdtr(k, m, 0.5)), 1.0)
         else:
-            stat = np.where(has, (np.abs(bb - cc) - 1.0) ** 2 / np.where(has, n, 1.0), 0.0)
-            import math
+            from scipy.special import chdtrc
 
-            p = np.array([math.erfc(math.sqrt(s / 2.0)) for s in np.ravel(stat)]).reshape(stat.shape)
-            p = np.where(has, p, 1.0)
+            stat = np.where(has, (np.abs(bb - cc) - 1.0) ** 2 / np.where(has, n, 1.0), 0.0)
+            p = np.where(has, chdtrc(1, stat), 1.0)
     return McNemar(_out(np.asarray(stat, np.float64)), _out(np.asarray(p, np.float64)))

@@ -22,7 +22,7 @@ from reasonscape.analysis.pooled import check_mode
 from reasonscape.analysis.render import Table, envelope, records
 from reasonscape.errors import InputError, close_matches_hint
 from reasonscape.pointsdb import PointsDB, compile_filters
-from reasonscape.stats import DEFAULT_MODE, SCORE_SCALE, group_scores
+from reasonscape.stats import DEFAULT_MODE, SCORE_SCALE, group_scores, mcnemar
 
 #: Cells of the paired 2x2 table, in column order.
 CELLS = ("both_right", "only_a", "only_b", "both_wrong")
@@ -30,18 +30,6 @@ GROUP_COLUMNS = ["group", "points", "paired", *CELLS, "accuracy_a", "accuracy_b"
 #: --group-by values that vary within one eval (eval_id/model/template/sampler are what A and B differ by).
 _EVAL_DIMENSIONS = ("eval_id", "model", "template", "sampler")
 _POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int64)
-
-
-def mcnemar_exact(only_a: Any, only_b: Any) -> np.ndarray:
-    """Two-sided exact McNemar p-values: 2 x P(X <= min(b, c)) for X ~ Binomial(b + c, 1/2), capped
-    at 1; 1 where there is no discordant pair."""
-    from scipy.special import bdtr
-
-    b, c = np.atleast_1d(np.asarray(only_a, np.int64)), np.atleast_1d(np.asarray(only_b, np.int64))
-    n, k = b + c, np.minimum(b, c)
-    with np.errstate(invalid="ignore"):
-        p = np.where(n > 0, np.minimum(1.0, 2.0 * bdtr(k, np.maximum(n, 1), 0.5)), 1.0)
-    return p
 
 
 def holm(p: Any) -> np.ndarray:
@@ -208,7 +196,7 @@ def compare(db: PointsDB, a: str, b: str, filters: dict[str, Any] | str | None =
     n = g["paired"].to_numpy(float)
     right_a = (g["both_right"] + g["only_a"]).to_numpy(float)
     right_b = (g["both_right"] + g["only_b"]).to_numpy(float)
-    p = mcnemar_exact(g["only_a"], g["only_b"]) if len(g) else np.zeros(0)
+    p = np.atleast_1d(mcnemar(g["only_a"].to_numpy(), g["only_b"].to_numpy()).pvalue) if len(g) else np.zeros(0)
     out = pd.DataFrame({"group": list(g.index), "points": g["points"].astype(int).to_numpy(),
                         "paired": g["paired"].astype(int).to_numpy(),
                         **{c: g[c].astype(int).to_numpy() for c in CELLS},
@@ -218,7 +206,7 @@ def compare(db: PointsDB, a: str, b: str, filters: dict[str, Any] | str | None =
         "a": {"eval_id": a, "label": labels[a]}, "b": {"eval_id": b, "label": labels[b]},
         "points": int(g["points"].sum()) if len(g) else 0, "groups": len(g), "paired": int(n.sum()),
         **{c: int(g[c].sum()) if len(g) else 0 for c in CELLS}}
-    summary["p_value"] = float(mcnemar_exact(summary["only_a"], summary["only_b"])[0])
+    summary["p_value"] = float(mcnemar(summary["only_a"], summary["only_b"]).pvalue)
     if not len(g):
         summary.update(difference=None, ci_low=None, ci_high=None)
         summary["a"]["score"] = summary["b"]["score"] = None
