@@ -116,77 +116,211 @@ def profile_figure(frame: Any, style: str, tokens: bool, group_by: str, token_ma
 
 
 def axis_values(values: Any) -> list[Any]:
-    return sorted({v for v in values if v is not None}, key=natural_key)
+    """The distinct non-missing values of an axis in natural order (distinct first: a column can
+    have thousands of rows, an axis has tens of values)."""
+    import pandas as pd
+
+    return sorted((v for v in pd.unique(pd.Series(values, dtype=object).dropna())), key=natural_key)
 
 
-def surface_figure(frame: Any, title: str) -> Any:
-    """One eval's accuracy surface over a 2-dim view (centre, and the lower bound as a faint second
-    surface), with a marker per cell whose customdata is (x, y): what a click reports."""
-    import plotly.graph_objects as go
+# The explorer's figures are plain dicts (what dcc.Graph sends anyway): building go.Figure objects
+# validates every property and costs tens of ms per figure on the update path.
 
-    xs, ys = axis_values(frame["x"]), axis_values(frame["y"])
-    xi, yi = {v: i for i, v in enumerate(xs)}, {v: i for i, v in enumerate(ys)}
-    z = np.full((len(ys), len(xs)), np.nan)
-    lo = np.full_like(z, np.nan)
-    cd = np.empty((len(ys), len(xs), 2), dtype=object)
-    for r in frame.itertuples(index=False):
-        z[yi[r.y], xi[r.x]] = r.center
-        lo[yi[r.y], xi[r.x]] = r.low
-        cd[yi[r.y], xi[r.x]] = (r.x, r.y)
-    x_dim, y_dim = frame["x_dim"].iat[0], frame["y_dim"].iat[0]
-    fig = go.Figure()
-    fig.add_surface(x=list(range(len(xs))), y=list(range(len(ys))), z=z, customdata=cd, colorscale="Viridis",
-                    cmin=0, cmax=1, showscale=False, name="accuracy",
-                    hovertemplate=f"{x_dim}=%{{customdata[0]}}<br>{y_dim}=%{{customdata[1]}}<br>acc %{{z:.2f}}"
-                                  "<extra></extra>")
-    fig.add_surface(x=list(range(len(xs))), y=list(range(len(ys))), z=lo, opacity=0.3, showscale=False,
-                    colorscale=[[0, "#888"], [1, "#888"]], hoverinfo="skip", name="lower bound")
-    if len(frame) <= MARKER_CELLS:
-        fig.add_scatter3d(x=[xi[v] for v in frame["x"]], y=[yi[v] for v in frame["y"]], z=frame["center"],
-                          customdata=np.stack([frame["x"].astype(str), frame["y"].astype(str)], axis=1),
-                          mode="markers", marker={"size": 4, "color": "black"}, name="cells",
-                          hovertemplate=f"{x_dim}=%{{customdata[0]}}<br>{y_dim}=%{{customdata[1]}}<br>"
-                                        "acc %{z:.2f}<extra></extra>")
-    fig.update_layout(scene={"xaxis": {"title": x_dim, "tickvals": list(range(len(xs))), "ticktext": [str(v) for v in xs]},
-                             "yaxis": {"title": y_dim, "tickvals": list(range(len(ys))), "ticktext": [str(v) for v in ys]},
-                             "zaxis": {"title": "accuracy", "range": [0, 1]},
-                             "camera": {"eye": {"x": 1.7, "y": -1.7, "z": 1.2}},
-                             "domain": {"x": [0, 1], "y": [0, 1]}},
-                      showlegend=False, uirevision="surface")
-    return _base(fig, 420, title).update_layout(margin={"l": 0, "r": 0, "t": 30, "b": 0})
+def _layout(height: int, title: str | None = None, bottom: int = 10, **extra: Any) -> dict[str, Any]:
+    lay: dict[str, Any] = {"height": height, "font": FONT, "paper_bgcolor": "white", "plot_bgcolor": "white",
+                           "margin": {"l": 10, "r": 10, "t": 40 if title else 10, "b": bottom}}
+    if title:
+        lay["title"] = {"text": title, "x": 0.01, "font": {"size": 14}}
+    lay.update(extra)
+    return lay
 
 
-def slice_figure(frame: Any, labels: dict[str, str], fixed: str, value: Any) -> Any:
+def _nullable(a: np.ndarray) -> list[Any]:
+    """A float array as JSON-ready nested lists with NaN -> None (plotly leaves a gap)."""
+    return np.where(np.isnan(a), None, np.round(a, 4)).tolist()
+
+
+def surface_grids(frame: Any, evals: list[str]) -> tuple[list[Any], list[Any], dict[str, tuple[Any, Any]]]:
+    """(x values, y values, {eval: (centre grid, lower-bound grid)}) of the surface verb's cells: one
+    shared pair of axes for every eval (the union of their values, natural order), grids of shape
+    (len(y), len(x)) with NaN where an eval has no cell. Vectorised: a view can have thousands of cells."""
+    import pandas as pd
+
+    f = frame[frame["x"].notna() & frame["y"].notna()]
+    xs, ys = axis_values(f["x"]), axis_values(f["y"])
+    col = pd.Index(pd.Series(xs, dtype=object)).get_indexer(f["x"].astype(object))
+    row = pd.Index(pd.Series(ys, dtype=object)).get_indexer(f["y"].astype(object))
+    center, low = f["center"].to_numpy(float), f["low"].to_numpy(float)
+    which = f["eval_id"].to_numpy(object)
+    grids: dict[str, tuple[Any, Any]] = {}
+    for e in evals:
+        m = which == e
+        z = np.full((len(ys), len(xs)), np.nan)
+        lo = np.full_like(z, np.nan)
+        z[row[m], col[m]] = center[m]
+        lo[row[m], col[m]] = low[m]
+        grids[e] = (z, lo)
+    return xs, ys, grids
+
+
+def surface_grid_figure(grids: tuple[list[Any], list[Any], dict[str, tuple[Any, Any]]], dims: tuple[str, str],
+                        labels: dict[str, str], uirevision: str, columns: int = 3) -> dict[str, Any]:
+    """The explorer's default view: one 2-D heatmap of accuracy per eval, side by side, one colour
+    scale, zoom and pan linked across the panels. Hover shows the lower bound of the interval.
+    Drawn as SVG, so it costs no WebGL context (a 3-D scene costs seconds in software GL). `grids` is
+    surface_grids' answer (one panel per eval in it, in order), `dims` the view's (x, y) dimensions."""
+    xs, ys, by_eval = grids
+    x_dim, y_dim = dims
+    evals = list(by_eval)
+    n = len(evals)
+    cols = max(1, min(columns, n))
+    rows = -(-n // cols)
+    gap_x, gap_y, row_h = 0.05, 100, 320
+    plot_h = rows * row_h + (rows - 1) * gap_y
+    height = plot_h + 80  # + the top and bottom margins below
+    tx, ty = [str(v) for v in xs], [str(v) for v in ys]
+    data, lay = [], _layout(height, bottom=50, uirevision=uirevision, showlegend=False)
+    lay["margin"] = {"l": 60, "r": 20, "t": 30, "b": 50}
+    annotations = []
+    w = (1 - gap_x * (cols - 1)) / cols
+    for k, e in enumerate(evals):
+        r, c = divmod(k, cols)
+        x0 = c * (w + gap_x)
+        top = 1 - r * (row_h + gap_y) / plot_h
+        bottom = max(0.0, top - row_h / plot_h)
+        sx = "" if k == 0 else str(k + 1)
+        z, lo = by_eval[e]
+        data.append({"type": "heatmap", "x": tx, "y": ty, "z": _nullable(z), "customdata": _nullable(lo),
+                     "xaxis": f"x{sx}", "yaxis": f"y{sx}", "zmin": 0, "zmax": 1, "colorscale": "Viridis",
+                     "showscale": k == 0, "name": labels.get(e, e),
+                     "colorbar": {"title": {"text": "acc"}, "tickformat": ".0%", "len": 0.6, "thickness": 12},
+                     "hovertemplate": f"<b>{labels.get(e, e)}</b><br>{x_dim}=%{{x}}<br>{y_dim}=%{{y}}<br>"
+                                      "acc %{z:.2f} (lower bound %{customdata:.2f})<extra></extra>"})
+        lay[f"xaxis{sx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sx}", "type": "category", "nticks": 12,
+                             "title": {"text": x_dim}, **({"matches": "x"} if k else {})}
+        lay[f"yaxis{sx}"] = {"domain": [bottom, top], "anchor": f"x{sx}", "type": "category", "nticks": 12,
+                             "title": {"text": y_dim if c == 0 else ""}, **({"matches": "y"} if k else {})}
+        annotations.append({"text": f"<b>{labels.get(e, e)}</b>", "x": x0, "y": top, "xref": "paper",
+                            "yref": "paper", "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                            "font": {"size": 13}})
+    lay["annotations"] = annotations
+    return {"data": data, "layout": lay}
+
+
+def grid_mesh(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grid as a triangle mesh: (rows, cols) of the present cells (the vertices, in row-major order)
+    and the (n, 3) vertex indices of the triangles: two per grid square, one for a square with three
+    of its corners (a missing cell leaves a hole, not a fold to zero)."""
+    present = ~np.isnan(z)
+    rows, cols = np.nonzero(present)
+    vid = np.full(z.shape, -1, dtype=np.int64)
+    vid[rows, cols] = np.arange(len(rows))
+    a, b, c, d = vid[:-1, :-1].ravel(), vid[:-1, 1:].ravel(), vid[1:, :-1].ravel(), vid[1:, 1:].ravel()
+    # two triangles per full square; a square missing one corner keeps the triangle of the other three
+    no = np.full_like(a, -1)
+    tris = np.concatenate([np.stack([a, b, c], axis=1), np.stack([b, d, c], axis=1),
+                           np.stack([a, b, np.where(c < 0, d, no)], axis=1),
+                           np.stack([a, np.where(b < 0, d, no), c], axis=1)])
+    return rows, cols, tris[(tris >= 0).all(axis=1)]
+
+
+def surface_scene_figure(grids: tuple[list[Any], list[Any], dict[str, tuple[Any, Any]]],
+                         dims: tuple[str, str], labels: dict[str, str], uirevision: str) -> dict[str, Any]:
+    """Every eval's accuracy surface in ONE 3-D scene (one WebGL context however many evals), a colour
+    and a legend entry per eval; each eval's lower bound of the interval is a faint grey surface one
+    legend click away. Surfaces of at most MARKER_CELLS cells carry a marker per cell. x and y are
+    the axis values' indices (ticks show the values): a click reports the index.
+
+    A surface is drawn as a triangle mesh (mesh3d) over its cells: in software GL plotly's `surface`
+    trace costs about 0.5-1 s per eval to set up, a mesh of the same cells a fraction of that."""
+    xs, ys, by_eval = grids
+    x_dim, y_dim = dims
+    ix, iy = list(range(len(xs))), list(range(len(ys)))
+    hover = np.array([[f"{x_dim}={x}<br>{y_dim}={y}" for x in xs] for y in ys], dtype=object).reshape(
+        len(ys), len(xs))
+    markers = len(xs) * len(ys) <= MARKER_CELLS
+    data = []
+    for k, (e, (z, lo)) in enumerate(by_eval.items()):
+        color, label = PALETTE[k % len(PALETTE)], labels.get(e, e)
+        template = f"<b>{label}</b><br>%{{text}}<br>acc %{{z:.2f}}<extra></extra>"
+        rows, cols, tris = grid_mesh(z)
+        text = hover[rows, cols].tolist()
+        if len(tris):
+            data.append({"type": "mesh3d", "x": cols.tolist(), "y": rows.tolist(),
+                         "z": np.round(z[rows, cols], 4).tolist(), "i": tris[:, 0].tolist(),
+                         "j": tris[:, 1].tolist(), "k": tris[:, 2].tolist(), "text": text, "color": color,
+                         "flatshading": True, "name": label, "legendgroup": e, "showlegend": True,
+                         "hovertemplate": template})
+            lr, lc, ltris = grid_mesh(lo)
+            data.append({"type": "mesh3d", "x": lc.tolist(), "y": lr.tolist(), "z": np.round(lo[lr, lc], 4).tolist(),
+                         "i": ltris[:, 0].tolist(), "j": ltris[:, 1].tolist(), "k": ltris[:, 2].tolist(),
+                         "color": "#888", "opacity": 0.3, "name": f"{label}: lower bound", "legendgroup": e,
+                         "showlegend": True, "visible": "legendonly", "hoverinfo": "skip"})
+        if markers or not len(tris):  # a view with one value on an axis has no squares: a line
+            data.append({"type": "scatter3d", "mode": "markers" if len(tris) else "lines+markers",
+                         "x": cols.tolist(), "y": rows.tolist(), "z": np.round(z[rows, cols], 4).tolist(),
+                         "text": text, "marker": {"size": 3, "color": color}, "line": {"color": color},
+                         "legendgroup": e, "showlegend": not len(tris), "name": label, "hovertemplate": template})
+    scene = {"xaxis": {"title": {"text": x_dim}, "tickvals": ix, "ticktext": [str(v) for v in xs]},
+             "yaxis": {"title": {"text": y_dim}, "tickvals": iy, "ticktext": [str(v) for v in ys]},
+             "zaxis": {"title": {"text": "accuracy"}, "range": [0, 1]},
+             "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 1.1}}, "domain": {"x": [0, 1], "y": [0, 1]},
+             "aspectmode": "manual", "aspectratio": {"x": 1.4, "y": 1.4, "z": 0.8}}
+    lay = _layout(560, uirevision=uirevision, scene=scene, showlegend=True,
+                  legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+    lay["margin"] = {"l": 0, "r": 0, "t": 30, "b": 0}
+    return {"data": data, "layout": lay}
+
+
+def _colors(evals: list[str] | None, present: Any) -> dict[str, str]:
+    """A colour per eval by its place in the selection (the same eval has the same colour in every
+    panel and in the 3-D scene); evals outside the selection follow, in id order."""
+    order = list(dict.fromkeys([*(evals or []), *sorted(set(present))]))
+    return {e: PALETTE[k % len(PALETTE)] for k, e in enumerate(order)}
+
+
+def slice_figure(frame: Any, labels: dict[str, str], fixed: str, value: Any,
+                 evals: list[str] | None = None) -> dict[str, Any]:
     """Accuracy with its interval along the x axis of the view at one value of the other axis, one
-    line per eval."""
-    import plotly.graph_objects as go
+    line per eval (in the order and colours of `evals`, the selection)."""
+    import pandas as pd
 
-    fig = go.Figure()
-    for k, (e, f) in enumerate(frame.groupby("eval_id", sort=True)):
-        f = f.iloc[sorted(range(len(f)), key=lambda i: natural_key(f["x"].iat[i]))]
-        color = PALETTE[k % len(PALETTE)]
-        fig.add_scatter(x=[str(v) for v in f["x"]], y=f["center"], mode="lines+markers", name=labels.get(e, e),
-                        line={"color": color},
-                        error_y={"type": "data", "array": f["margin"], "color": color, "thickness": 1})
+    data = []
+    order = pd.Index(pd.Series(axis_values(frame["x"]), dtype=object))
+    colors = _colors(evals, frame["eval_id"])
+    for e, f in sorted(frame.groupby("eval_id", sort=True), key=lambda g: list(colors).index(g[0])):
+        f = f.iloc[np.argsort(order.get_indexer(f["x"].astype(object)), kind="stable")]
+        color = colors[e]
+        data.append({"type": "scatter", "x": [str(v) for v in f["x"]], "y": f["center"].tolist(),
+                     "mode": "lines+markers", "name": labels.get(e, e), "line": {"color": color},
+                     "error_y": {"type": "data", "array": f["margin"].tolist(), "color": color,
+                                 "thickness": 1}})
     x_dim = frame["x_dim"].iat[0] if len(frame) else ""
-    fig.update_xaxes(title=x_dim, type="category")
-    fig.update_yaxes(title="accuracy", range=[0, 1.05], tickformat=".0%")
-    fig.update_layout(legend={"orientation": "h", "y": -0.25, "yanchor": "top"})
-    return _base(fig, 360, f"accuracy along {x_dim} at {fixed} = {value}", bottom=70)
+    lay = _layout(360, f"accuracy along {x_dim} at {fixed} = {value}", bottom=70,
+                  xaxis={"title": {"text": x_dim}, "type": "category", "automargin": True},
+                  yaxis={"title": {"text": "accuracy"}, "range": [0, 1.05], "tickformat": ".0%",
+                         "automargin": True},
+                  legend={"orientation": "h", "y": -0.25, "yanchor": "top"})
+    return {"data": data, "layout": lay}
 
 
-def histogram_figure(hist: Any, labels: dict[str, str], width: float) -> Any:
-    """Points per bin of mean completion tokens per test, one bar series per eval."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for k, (e, f) in enumerate(hist.groupby("eval_id", sort=True)):
-        fig.add_bar(x=f["bin"] + width / 2, y=f["points"], width=width * 0.9 / max(1, hist["eval_id"].nunique()),
-                    name=labels.get(e, e), marker_color=PALETTE[k % len(PALETTE)], opacity=0.8)
-    fig.update_xaxes(title="mean completion tokens per test (per point)")
-    fig.update_yaxes(title="points")
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.25, "yanchor": "top"})
-    return _base(fig, 360, "token histogram", bottom=70)
+def histogram_figure(hist: Any, labels: dict[str, str], width: float,
+                     evals: list[str] | None = None) -> dict[str, Any]:
+    """Points per bin of mean completion tokens per test, one bar series per eval (in the order and
+    colours of `evals`, the selection)."""
+    data = []
+    groups = hist["eval_id"].nunique()
+    colors = _colors(evals, hist["eval_id"])
+    for e, f in sorted(hist.groupby("eval_id", sort=True), key=lambda g: list(colors).index(g[0])):
+        data.append({"type": "bar", "x": (f["bin"] + width / 2).tolist(), "y": f["points"].tolist(),
+                     "width": width * 0.9 / max(1, groups), "name": labels.get(e, e),
+                     "marker": {"color": colors[e]}, "opacity": 0.8})
+    lay = _layout(360, "token histogram", bottom=70, barmode="group",
+                  xaxis={"title": {"text": "mean completion tokens per test (per point)"},
+                         "automargin": True},
+                  yaxis={"title": {"text": "points"}, "automargin": True},
+                  legend={"orientation": "h", "y": -0.25, "yanchor": "top"})
+    return {"data": data, "layout": lay}
 
 
 def fft_figure(frame: Any, frequencies: list[float]) -> Any:

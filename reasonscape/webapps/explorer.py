@@ -1,8 +1,8 @@
-"""explorer.py: 3-D accuracy surfaces over the config's 2-dim views, several evals side by side, and
-panels synchronized with a click on a surface cell: accuracy with its interval along one axis at the
-clicked value of the other, a token histogram, the FFT of the prompts (with --tokenizer), and the
-clicked cell's points with their counters, point IDs (probe.py's input) and a few failing answers
-when the raw NDJSON is local.
+"""explorer.py: accuracy surfaces over the config's 2-dim views for several evals, as 2-D heatmaps side
+by side (default) or 3-D surfaces in one shared scene, and panels synchronized with a click on a
+cell: accuracy with its interval along one axis at the clicked value of the other, a token
+histogram, the FFT of the prompts (with --tokenizer), and the clicked cell's points with their
+counters, point IDs (probe.py's input) and a few failing answers when the raw NDJSON is local.
 
 Surfaces come from the `surface` verb and FFT from probe's `fft`; the histogram and the cell's
 point list are small aggregated/bounded DuckDB queries with bound parameters (below).
@@ -31,6 +31,11 @@ HIST_BINS = 24
 MAX_CELL_POINTS = 50
 FAILURES_SHOWN = 3
 CACHE_SIZE = 64
+#: How the surfaces are drawn. Heatmaps by default: a 3-D scene is a WebGL context, and in software GL
+#: (a headless or GPU-less browser) a page opening in 3-D misses the 1.5 s first-render target
+#: (docs/webapps.md, bench/webapps.py --apps explorer explorer-3d).
+SURFACE_MODES = {"heatmap": "2-D heatmaps", "3d": "3-D surfaces"}
+DEFAULT_SURFACE_MODE = "heatmap"
 
 
 def view_key(v: ViewSpec) -> str:
@@ -79,9 +84,41 @@ def _axis_dims_sql(v: ViewSpec) -> None:
         dimension_sql(d)  # raises InputError for a view axis a dimension cannot name
 
 
+def click_cell(data: Any, drawn: Any) -> dict[str, Any] | None:
+    """The cell a click on the surfaces figure names, or None: `data` is dcc.Graph's clickData (browser
+    input: anything), `drawn` what the figure was drawn from (view, mode, the eval of each trace and
+    the axis values). A heatmap click reports the axis values, a 3-D click their indices."""
+    if not isinstance(data, dict) or not isinstance(drawn, dict):
+        return None
+    pts, traces = data.get("points"), drawn.get("traces")
+    xs, ys = drawn.get("xs"), drawn.get("ys")
+    if not (isinstance(pts, list) and pts and isinstance(pts[0], dict) and isinstance(traces, list)
+            and isinstance(xs, list) and isinstance(ys, list)):
+        return None
+    p = pts[0]
+    n = p.get("curveNumber")
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n < len(traces):
+        return None
+    x, y = p.get("x"), p.get("y")
+    if drawn.get("mode") == "3d":
+        try:
+            i, j = int(round(float(x))), int(round(float(y)))
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not (0 <= i < len(xs) and 0 <= j < len(ys)):
+            return None
+        x, y = xs[i], ys[j]
+    elif not all(isinstance(a, str | int | float) and str(a) in axis for a, axis in ((x, xs), (y, ys))):
+        return None
+    view, eval_id = drawn.get("view"), traces[n]
+    if not (isinstance(view, str) and isinstance(eval_id, str)):
+        return None
+    return {"view": view, "eval_id": eval_id, "x": str(x), "y": str(y)}
+
+
 def build_app(src: Source, base: str = "/", tokenizer: str | None = None) -> Any:
     import dash
-    from dash import ALL, Input, Output, State, ctx, dcc, html
+    from dash import Input, Output, State, ctx, dcc, html
 
     if tokenizer is not None:
         from reasonscape.probe.fft import load_tokenizer
@@ -96,6 +133,8 @@ def build_app(src: Source, base: str = "/", tokenizer: str | None = None) -> Any
     app = dash.Dash(__name__, url_base_pathname=base, title=f"ReasonScape explorer: {src.name}",
                     serve_locally=True, suppress_callback_exceptions=True)
     view_opts = [(view_key(v), f"{v.task} · {v.view} ({v.group_by[0]} × {v.group_by[1]})") for v in views]
+    default_view = view_opts[0][0] if view_opts else None
+    default_evals = [e for e, _ in evals[:DEFAULT_SHOWN]]
     cache: OrderedDict[tuple, Any] = OrderedDict()
 
     def surface_frame(key: str, chosen: tuple[str, ...]) -> Any:
@@ -116,116 +155,140 @@ def build_app(src: Source, base: str = "/", tokenizer: str | None = None) -> Any
                 cache.popitem(last=False)
         return pd.concat([cache[(key, e)] for e in chosen], ignore_index=True)
 
-    panel = {"flex": "1 1 440px", "minWidth": "0"}
-    panels = [html.Div(dcc.Graph(id="ex-slice", config={"displaylogo": False}), style=panel),
-              html.Div(dcc.Graph(id="ex-hist", config={"displaylogo": False}), style=panel)]
-    if tokenizer is not None:
-        panels.append(html.Div(dcc.Graph(id="ex-fft", config={"displaylogo": False}), style=panel))
-    app.layout = html.Div([
-        layout.header(f"ReasonScape explorer — {src.name}",
-                      f"accuracy surfaces (mode {DEFAULT_MODE}; grey: lower bound of the 95% interval) over the "
-                      "2-dim views; click a cell to inspect its points"),
-        html.Div([layout.dropdown("ex-view", "view", view_opts, view_opts[0][0] if view_opts else None, multi=False,
-                                  placeholder="choose a view"),
-                  layout.dropdown("ex-evals", "evaluations", evals, [e for e, _ in evals[:DEFAULT_SHOWN]],
-                                  placeholder="choose evaluations")], style=layout.ROW),
-        html.Div(id="ex-status", style={"color": "#444", "fontSize": "13px", "marginBottom": "6px"}),
-        dcc.Store(id="ex-click"),
-        dcc.Store(id="ex-drawn"),
-        html.Div(id="ex-surfaces", style={"display": "grid", "gap": "8px",
-                                          "gridTemplateColumns": "repeat(auto-fill, minmax(420px, 1fr))"}),
-        html.Div(panels, style={"display": "flex", "gap": "8px", "flexWrap": "wrap"}),
-        html.Div(id="ex-point", children="click a cell of a surface to see its points",
-                 style={"borderTop": "1px solid #ddd", "paddingTop": "6px", "fontSize": "13px"}),
-    ], style=layout.STYLE)
-
     def chosen_evals(values: Any) -> tuple[str, ...]:
-        return tuple(e for e in (values or []) if e in labels)[:MAX_SHOWN]
+        values = values if isinstance(values, list) else []
+        return tuple(dict.fromkeys(e for e in values if isinstance(e, str) and e in labels))[:MAX_SHOWN]
 
-    def surface_graph(key: str, e: str) -> Any:
-        f = surface_frame(key, (e,))
-        fig = figures.surface_figure(f, labels[e]) if len(f) else figures.empty_figure(
-            f"{labels[e]}: no points in this view", 420)
-        return dcc.Graph(id={"type": "ex-surface", "index": e}, figure=fig,
-                         config={"displaylogo": False, "displayModeBar": "hover"}, className="ex-surface")
-
-    @app.callback(Output("ex-surfaces", "children"), Output("ex-status", "children"), Output("ex-drawn", "data"),
-                  Input("ex-view", "value"), Input("ex-evals", "value"), State("ex-drawn", "data"))
-    def draw_surfaces(key, chosen, drawn):  # noqa: ANN001
-        chosen = chosen_evals(chosen)
+    def render_surfaces(key: Any, chosen: tuple[str, ...], mode: Any) -> tuple[Any, str, Any]:
+        """(figure, status line, what was drawn) for a view, evals and mode (unknown mode: heatmaps)."""
+        mode = mode if mode in SURFACE_MODES else DEFAULT_SURFACE_MODE
         if key not in by_key:
-            return [], "no 2-dim view: the dataset config defines none (see docs/config.md, views:)", None
+            return (figures.empty_figure("no 2-dim view"),
+                    "no 2-dim view: the dataset config defines none (see docs/config.md, views:)", None)
         if not chosen:
-            return [], "choose at least one evaluation", None
+            return (figures.empty_figure("choose at least one evaluation"), "choose at least one evaluation",
+                    None)
         try:
             frame = surface_frame(key, chosen)
             v = by_key[key]
             status = (f"{v.task} · {v.view}: {v.group_by[0]} × {v.group_by[1]}, {len(chosen)} evaluation"
-                      f"{'s' if len(chosen) != 1 else ''}, {len(frame)} cells")
-            before = list(drawn["evals"]) if isinstance(drawn, dict) and drawn.get("view") == key else None
-            state = {"view": key, "evals": list(chosen)}
-            if before is not None and len(chosen) > len(before) and list(chosen[:len(before)]) == before:
-                patch = dash.Patch()  # evals added at the end: draw only their surfaces (WebGL is the cost)
-                for e in chosen[len(before):]:
-                    patch.append(surface_graph(key, e))
-                return patch, status, state
-            return [surface_graph(key, e) for e in chosen], status, state
+                      f"{'s' if len(chosen) != 1 else ''}, {len(frame)} cells · {SURFACE_MODES[mode]}")
+            if not len(frame):
+                return figures.empty_figure("no points in this view for these evaluations"), status, None
+            present = set(frame["eval_id"])
+            shown = [e for e in chosen if e in present]
+            grids = figures.surface_grids(frame, shown)
+            xs, ys = grids[0], grids[1]
+            revision = f"{key}|{mode}"  # zoom and camera survive adding an eval, not a change of view
+            draw = figures.surface_scene_figure if mode == "3d" else figures.surface_grid_figure
+            fig = draw(grids, tuple(v.group_by), labels, revision)
+            traces = [t["legendgroup"] for t in fig["data"]] if mode == "3d" else shown  # curveNumber -> eval
+            drawn = {"view": key, "mode": mode, "traces": traces, "xs": [str(x) for x in xs],
+                     "ys": [str(y) for y in ys]}
+            return fig, status, drawn
         except ReasonScapeError as exc:
-            return [layout.error_box(str(exc))], f"error: {exc}", None
+            return figures.empty_figure(f"error: {exc}"), f"error: {exc}", None
 
-    @app.callback(Output("ex-click", "data"), Input({"type": "ex-surface", "index": ALL}, "clickData"),
-                  State("ex-view", "value"), prevent_initial_call=True)
-    def clicked(_clicks, key):  # noqa: ANN001
-        trig = ctx.triggered_id
-        if not isinstance(trig, dict) or key not in by_key or trig.get("index") not in labels:
-            return dash.no_update
-        data = next((t["value"] for t in ctx.triggered if t.get("value")), None)
-        if not data or not data.get("points"):
-            return dash.no_update
-        p = data["points"][0]
-        cd = p.get("customdata")
-        if isinstance(cd, list) and len(cd) == 2:
-            x, y = cd
-        else:  # a surface vertex: its indices on the category axes
-            frame = surface_frame(key, (trig["index"],))
-            xs, ys = figures.axis_values(frame["x"]), figures.axis_values(frame["y"])
-            try:
-                x, y = xs[int(round(p["x"]))], ys[int(round(p["y"]))]
-            except (KeyError, TypeError, ValueError, IndexError):
-                return dash.no_update
-        return {"view": key, "eval_id": trig["index"], "x": str(x), "y": str(y)}
+    hint = "click a cell of a surface to see its points"
 
-    outputs = [Output("ex-slice", "figure"), Output("ex-hist", "figure"), Output("ex-point", "children")]
-    if tokenizer is not None:
-        outputs.append(Output("ex-fft", "figure"))
-
-    @app.callback(*outputs, Input("ex-view", "value"), Input("ex-evals", "value"), Input("ex-click", "data"))
-    def draw_panels(key, chosen, click):  # noqa: ANN001
-        chosen = chosen_evals(chosen)
-        none = figures.empty_figure("choose a view and evaluations")
+    def render_panels(key: Any, chosen: tuple[str, ...], click: Any) -> list[Any]:
         if key not in by_key or not chosen:
-            return [none, none, "click a cell of a surface to see its points"] + ([none] if tokenizer else [])
+            none = figures.empty_figure("choose a view and evaluations")
+            return [none, none, hint] + ([none] if tokenizer else [])
         v = by_key[key]
-        if not (isinstance(click, dict) and click.get("view") == key and click.get("eval_id") in chosen):
-            click = None
+        if not (isinstance(click, dict) and click.get("view") == key and click.get("eval_id") in chosen
+                and isinstance(click.get("x"), str) and isinstance(click.get("y"), str)):
+            click = None  # a stale click (other view or evals) or a forged one
         try:
             frame = surface_frame(key, chosen)
+            present = set(frame["eval_id"])
+            order = [e for e in chosen if e in present]  # the surfaces' order: one colour per eval everywhere
             ys = figures.axis_values(frame["y"])
             at = click["y"] if click else (ys[0] if ys else None)
             sl = frame[frame["y"].astype(str) == str(at)]
-            slice_fig = figures.slice_figure(sl, labels, v.group_by[1], at) if len(sl) else figures.empty_figure(
-                "no cells")
+            slice_fig = (figures.slice_figure(sl, labels, v.group_by[1], at, order) if len(sl)
+                         else figures.empty_figure("no cells"))
             hist, width = src.run(token_histogram, cell_filters(v, list(chosen)))
-            hist_fig = figures.histogram_figure(hist, labels, width) if len(hist) else figures.empty_figure(
-                "no tokens")
-            point = inspect(v, click) if click else "click a cell of a surface to see its points"
-            out = [slice_fig, hist_fig, point]
+            hist_fig = (figures.histogram_figure(hist, labels, width, order) if len(hist)
+                        else figures.empty_figure("no tokens"))
+            out = [slice_fig, hist_fig, inspect(v, click) if click else hint]
             if tokenizer is not None:
                 out.append(fft_panel(v, click))
             return out
         except ReasonScapeError as exc:
             err = figures.empty_figure(f"error: {exc}")
             return [err, err, layout.error_box(str(exc))] + ([err] if tokenizer else [])
+
+    def serve_layout() -> Any:
+        """The page with its first view already drawn: the first render waits on no callback (the
+        callbacks below only answer changes)."""
+        fig, status, drawn = render_surfaces(default_view, tuple(default_evals), DEFAULT_SURFACE_MODE)
+        first = render_panels(default_view, tuple(default_evals), None)
+        graph = {"displaylogo": False}
+        panel = {"flex": "1 1 440px", "minWidth": "0"}
+        panels = [html.Div(dcc.Graph(id="ex-slice", figure=first[0], config=graph), style=panel),
+                  html.Div(dcc.Graph(id="ex-hist", figure=first[1], config=graph), style=panel)]
+        if tokenizer is not None:
+            panels.append(html.Div(dcc.Graph(id="ex-fft", figure=first[3], config=graph), style=panel))
+        return html.Div([
+            layout.header(f"ReasonScape explorer — {src.name}",
+                          f"accuracy (mode {DEFAULT_MODE}) over the 2-dim views as heatmaps side by side, or "
+                          "as 3-D surfaces in one scene (legend: lower bound of the 95% interval); click a cell "
+                          "to inspect its points"),
+            html.Div([layout.dropdown("ex-view", "view", view_opts, default_view, multi=False,
+                                      placeholder="choose a view"),
+                      layout.dropdown("ex-evals", "evaluations", evals, default_evals,
+                                      placeholder="choose evaluations"),
+                      html.Div([html.Label("surfaces", style={"fontSize": "12px", "color": "#555"}),
+                                dcc.RadioItems(id="ex-mode", value=DEFAULT_SURFACE_MODE, inline=True,
+                                               options=[{"label": f" {t}", "value": m}
+                                                        for m, t in SURFACE_MODES.items()],
+                                               labelStyle={"marginRight": "12px"})],
+                               style={"minWidth": "220px"})], style=layout.ROW),
+            html.Div(status, id="ex-status",
+                     style={"color": "#444", "fontSize": "13px", "marginBottom": "6px"}),
+            dcc.Store(id="ex-click"),
+            dcc.Store(id="ex-drawn", data=drawn),
+            dcc.Graph(id="ex-surfaces", figure=fig, className="ex-surfaces",
+                      config={"displaylogo": False, "displayModeBar": "hover"}),
+            html.Div(panels, style={"display": "flex", "gap": "8px", "flexWrap": "wrap"}),
+            html.Div(first[2], id="ex-point",
+                     style={"borderTop": "1px solid #ddd", "paddingTop": "6px", "fontSize": "13px"}),
+        ], style=layout.STYLE)
+
+    app.layout = serve_layout
+    if default_view is not None and default_evals:
+        try:  # warm DuckDB and the cache before the first visitor (its first query is the slow one)
+            surface_frame(default_view, tuple(default_evals))
+        except ReasonScapeError:
+            pass  # the page shows the error
+
+    @app.callback(Output("ex-click", "data"), Input("ex-surfaces", "clickData"), State("ex-drawn", "data"),
+                  prevent_initial_call=True)
+    def clicked(data, drawn):  # noqa: ANN001
+        cell = click_cell(data, drawn)
+        if cell is None or cell["view"] not in by_key or cell["eval_id"] not in labels:
+            return dash.no_update
+        return cell
+
+    outputs = [Output("ex-surfaces", "figure"), Output("ex-status", "children"), Output("ex-drawn", "data"),
+               Output("ex-slice", "figure"), Output("ex-hist", "figure"), Output("ex-point", "children")]
+    if tokenizer is not None:
+        outputs.append(Output("ex-fft", "figure"))
+
+    @app.callback(*outputs, Input("ex-view", "value"), Input("ex-evals", "value"), Input("ex-mode", "value"),
+                  Input("ex-click", "data"), prevent_initial_call=True)
+    def update(key, chosen, mode, click):  # noqa: ANN001
+        """One request per change (surfaces and panels together): a click redraws only the panels, a
+        change of mode only the surfaces."""
+        chosen = chosen_evals(chosen)
+        key = key if isinstance(key, str) else None  # browser input: anything (a list is unhashable)
+        mode = mode if isinstance(mode, str) else None
+        trig = {str(t).split(".")[0] for t in ctx.triggered_prop_ids}
+        keep_surfaces, keep_panels = trig <= {"ex-click"}, trig <= {"ex-mode"}
+        surfaces = [dash.no_update] * 3 if keep_surfaces else list(render_surfaces(key, chosen, mode))
+        panels = [dash.no_update] * (len(outputs) - 3) if keep_panels else render_panels(key, chosen, click)
+        return surfaces + panels
 
     def inspect(v: ViewSpec, click: dict[str, Any]) -> Any:
         pts = src.run(cell_points, cell_filters(v, [click["eval_id"]], click))
