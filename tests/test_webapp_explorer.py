@@ -6,6 +6,7 @@ figures) on the real demo DB."""
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import time
@@ -349,3 +350,12 @@ def test_update_callback_survives_forged_requests(demo: Path) -> None:
             assert "click a cell" in point or "0 points" in point, point
     finally:
         src.db.close()
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1.5", "9" * 30, "\u0663"])
+def test_bad_marker_cells_env_is_one_line_error_before_the_server_starts(demo: Path, value: str) -> None:
+    res = subprocess.run([sys.executable, str(ROOT / "explorer.py"), str(demo), "--port", "1"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "REASONSCAPE_MARKER_CELLS": value})
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "REASONSCAPE_MARKER_CELLS" in res.stderr and "Traceback" not in res.stderr

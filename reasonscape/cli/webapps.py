@@ -33,8 +33,10 @@ def _common(app: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 def launch(app_name: str, dataset: str, port: int, base: str, host: str, debug: bool, **kw: Any) -> None:
     """Open and check everything, bind the port, then serve (one line on stderr says where)."""
+    from reasonscape.plots.web import marker_cells
     from reasonscape.webapps import server
 
+    marker_cells()  # a bad REASONSCAPE_MARKER_CELLS is a one-line error now, not a failing callback later
     base = server.check_base_path(base)
     server.check_port(port)
     src = server.open_source(dataset)

@@ -16,7 +16,22 @@ from reasonscape.plots.figures import PALETTE
 TRUNCATION_MARK = 0.05
 MARK = "✂"
 #: Surfaces with more cells than this get no per-cell markers (WebGL cost); the surface itself is clickable.
-MARKER_CELLS = int(__import__("os").environ.get("REASONSCAPE_MARKER_CELLS", "150"))
+#: REASONSCAPE_MARKER_CELLS overrides it (read by `marker_cells`, checked when an app starts).
+MARKER_CELLS = 150
+
+
+def marker_cells() -> int:
+    """The per-cell marker limit: REASONSCAPE_MARKER_CELLS (a whole number 0..1,000,000) or MARKER_CELLS."""
+    import os
+
+    from reasonscape.errors import InputError
+
+    raw = os.environ.get("REASONSCAPE_MARKER_CELLS")
+    if raw is None or not raw.strip():
+        return MARKER_CELLS
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or int(raw) > 1_000_000:
+        raise InputError(f"REASONSCAPE_MARKER_CELLS={raw[:40]!r}: must be a whole number 0..1000000")
+    return int(raw)
 FONT = {"family": "system-ui, sans-serif", "size": 12}
 
 
@@ -238,7 +253,7 @@ def surface_scene_figure(grids: tuple[list[Any], list[Any], dict[str, tuple[Any,
     ix, iy = list(range(len(xs))), list(range(len(ys)))
     hover = np.array([[f"{x_dim}={x}<br>{y_dim}={y}" for x in xs] for y in ys], dtype=object).reshape(
         len(ys), len(xs))
-    markers = len(xs) * len(ys) <= MARKER_CELLS
+    markers = len(xs) * len(ys) <= marker_cells()
     data = []
     for k, (e, (z, lo)) in enumerate(by_eval.items()):
         color, label = PALETTE[k % len(PALETTE)], labels.get(e, e)
