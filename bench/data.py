@@ -1,13 +1,16 @@
 """Benchmark: data.py's blobs on a synthetic cohort, beside `tar --zstd` on the same tree in the same run.
 
-    .venv/bin/python bench/data.py [--size-mb 256] [--folders 4] [--no-s3] [--keep]
+    .venv/bin/python bench/data.py [--size-mb 256] [--folders 4] [--repeat 3] [--no-s3] [--archive-only]
+                                   [--keep]
     .venv/bin/python bench/data.py --size-mb 1024          # the issue's 1 GB case (takes minutes)
 
 Builds a throwaway repository in a temp dir: data/bench/Synth-7B/ with --folders result folders of NDJSON
 that compresses like traces (JSON skeleton + random text), plus evals.json. Each step runs in its own
 process, timed wall-clock, with its peak RSS (os.wait4):
 
-Each comparison is the best of --repeat runs (the machine may be shared).
+pack and unpack run --repeat times each, alternating with tar and swapping which goes first, and report the
+median (the machine may be shared: only a ratio measured in the same run means anything); push and pull
+report the best of --repeat.
 
 * pack:   reasonscape.blobstore.archive of every folder   vs  `tar --zstd -cf` of the cohort
 * unpack: reasonscape.blobstore.unpack of every blob   vs  `tar --zstd -xf`
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -200,7 +204,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mb", type=int, default=256, help="Cohort size in MB (1024 for the issue's 1 GB).")
     ap.add_argument("--folders", type=int, default=4)
-    ap.add_argument("--repeat", type=int, default=3, help="Runs per step; the best wall time counts.")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="Runs per step (pack/unpack: the median counts; push/pull: the best).")
+    ap.add_argument("--archive-only", action="store_true",
+                    help="Only pack and unpack beside tar (skip push, pull and remote scores).")
     ap.add_argument("--no-s3", action="store_true", help="Skip the moto S3 push/pull.")
     ap.add_argument("--keep", action="store_true", help="Keep the temp dir.")
     ap.add_argument("--db-evals", type=int, default=40, help="Evals of the synthetic PointsDB (remote scores).")
@@ -230,12 +237,21 @@ def main() -> None:
         n = args.repeat
 
         def interleaved(a: tuple, b: tuple) -> tuple[tuple[float, int], tuple[float, int]]:
-            """Best of n for two commands run alternately (load from other processes hits both alike)."""
-            ra, rb = (float("inf"), 0), (float("inf"), 0)
-            for _ in range(n):
-                x, y = timed(*a), timed(*b)
-                ra, rb = (min(ra[0], x[0]), max(ra[1], x[1])), (min(rb[0], y[0]), max(rb[1], y[1]))
-            return ra, rb
+            """Median wall time (and peak RSS) of n runs of two commands run alternately, each going first
+            every other time (load from other processes hits both alike)."""
+            wa, wb, ra, rb = [], [], 0, 0
+            for i in range(n):
+                if i % 2:
+                    y, x = timed(*b), timed(*a)
+                else:
+                    x, y = timed(*a), timed(*b)
+                wa.append(x[0])
+                wb.append(y[0])
+                ra, rb = max(ra, x[1]), max(rb, y[1])
+            print(f"  runs: {' '.join(f'{w:.2f}' for w in wa)} s  vs  {' '.join(f'{w:.2f}' for w in wb)} s "
+                  f"(ratios {' '.join(f'{y / x:.2f}' for x, y in zip(wa, wb, strict=True))})",
+                  file=sys.stderr)
+            return (statistics.median(wa), ra), (statistics.median(wb), rb)
 
         tar_pack, our_pack = interleaved(
             (["tar", "--zstd", "-cf", str(tar_out), "-C", str(cohort), "."], tmp),
@@ -249,8 +265,9 @@ def main() -> None:
                  ("unpack: tar --zstd", *tar_unpack, ""), ("unpack: blobstore", *our_unpack, "")]
         for d in (x_tar, x_ours, ours):
             shutil.rmtree(d)
-        remotes = [("local", lambda: nullcontext({"REASONSCAPE_REMOTE": str(tmp / "remote")}))]
-        if not args.no_s3:
+        remotes = [] if args.archive_only else [
+            ("local", lambda: nullcontext({"REASONSCAPE_REMOTE": str(tmp / "remote")}))]
+        if not args.no_s3 and not args.archive_only:
             remotes.append(("s3 (moto)", moto_process))
         data_py = str(ROOT / "data.py")
         rel = cohort.relative_to(repo).as_posix()
@@ -269,7 +286,8 @@ def main() -> None:
                 push = timed([PY, data_py, "push", "cohort", rel, "-q"], repo, env)
                 pull = timed([PY, data_py, "pull", "cohort", rel, "-q"], repo, env, repeat=n, before=wipe)
                 rows += [(f"push ({name}, incl. pack)", *push, ""), (f"pull ({name}, verify+unpack)", *pull, "")]
-        remote_scores(tmp, repo, args, moto_process if not args.no_s3 else None)
+        if not args.archive_only:
+            remote_scores(tmp, repo, args, moto_process if not args.no_s3 else None)
         if dir_bytes(cohort) != raw:
             raise SystemExit("bench: pulled cohort differs in size from the original")
         print("\n| step | wall s | MB/s | peak RSS MB | note |\n|---|---|---|---|---|")
@@ -277,7 +295,8 @@ def main() -> None:
             print(f"| {label} | {wall:.2f} | {raw / 1e6 / wall:.0f} | {rss / 2**20:.0f} | {note} |")
         pr, ur = our_pack[0] / tar_pack[0], our_unpack[0] / tar_unpack[0]
         worst_rss = max(r[2] for r in rows if "tar" not in r[0])
-        print(f"\npack {pr:.2f}x tar (target <= {RATIO_TARGET}), unpack {ur:.2f}x tar (target <= {RATIO_TARGET}); "
+        print(f"\npack {pr:.2f}x tar (target <= {RATIO_TARGET}), unpack {ur:.2f}x tar "
+              f"(target <= {RATIO_TARGET}; medians of {n} alternating runs); "
               f"peak RSS of our steps {worst_rss / 2**20:.0f} MB (target <= {RSS_TARGET // 2**20}); "
               f"compressed {our_size / 1e6:.0f} MB vs tar's {tar_size / 1e6:.0f} MB")
     finally:

@@ -3,8 +3,12 @@
 Why hand-written headers: a blob is named by the sha256 of its bytes, so the same tree must give the same
 bytes on every machine. Entries are sorted by path; mtime, uid, gid, owner names are zeroed; modes are
 normalised (0755 for directories and executables, 0644 otherwise); the format is GNU tar (long names as
-`././@LongLink`, never pax records, which carry timestamps). zstd output does not depend on the number of
-worker threads, so compression may use several.
+`././@LongLink`, never pax records, which carry timestamps). Compression runs in zstd's multi-threaded
+mode (ZSTD_THREADS workers, pinned): that mode's bytes depend on the level and the input alone, not on the
+number of workers nor on how the input is cut into writes (zstd issues #2238, #2327), so the blob is the
+same everywhere while a worker compresses beside the thread that reads and hashes. Blobs written by the
+former single-threaded packer (threads=0) have other bytes for the same tree; they still unpack (a zstd
+frame is a zstd frame), and pushes compare trees by `tree`, so they are never re-uploaded because of it.
 
 Besides the blob hash (`blob`, of the compressed bytes) the packer returns `tree`, the sha256 of the
 uncompressed tar stream: a local folder is compared with the manifest by `tree` without compressing.
@@ -12,12 +16,18 @@ uncompressed tar stream: a local folder is compared with the manifest by `tree` 
 Unpacking reads a stream (a blob may be larger than memory), refuses absolute paths, `..`, links that could
 leave the target, device files and FIFOs, and extracts into a staging directory that is removed when
 anything is wrong, so a rejected archive leaves nothing behind.
+
+Speed (bench/data.py compares with `tar --zstd`): the heavy steps release the GIL and overlap like
+`tar | zstd`. Pack: the calling thread reads files into one reused buffer and hashes it while zstd's worker
+compresses. Unpack: a reader thread reads the blob ahead and hashes every byte, an inflater thread only
+decompresses (the slowest stage, as in `zstd -d`) into a small pool of reused buffers, and the calling
+thread parses headers with `tarfile` and writes file contents straight from those buffers with `os.write`
+(no copies through Python).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import posixpath
 import queue
@@ -36,8 +46,16 @@ from reasonscape.errors import InputError, RuntimeFailure
 
 BLOCK = 512
 RECORD = 20 * BLOCK
-CHUNK = 1 << 20
+CHUNK = 2 << 20
 ZSTD_LEVEL = 3
+#: zstd workers. Any value >= 1 gives the same bytes (0, single-threaded mode, would not); pinned so that
+#: no machine property reaches the compressor. One worker beside the reading/hashing thread measured best
+#: on a busy 2-core machine (two cost more CPU for zstd's job hand-offs than they saved).
+ZSTD_THREADS = 1
+#: Longest tar header data (GNU long name, pax records) the unpacker reads into memory.
+MAX_HEADER = 1 << 20
+#: Chunks in flight between the unpacker's threads (read -> decompress, decompress -> write), each CHUNK.
+AHEAD = 4
 #: Name of the single entry of a DB blob (the DB's own name is the manifest's business).
 DB_ENTRY = "db"
 
@@ -57,31 +75,73 @@ class PackResult:
     files: int
 
 
-class _Hasher:
-    """sha256 digests computed on a background thread (hashlib releases the GIL on large updates), so the
-    hashing overlaps compression and I/O; the bounded queue keeps memory flat."""
+class _Stopped(Exception):
+    """Raised inside the decompressor when the unpacker gives up (its reader thread has stopped)."""
 
-    def __init__(self, names: tuple[str, ...]):
-        self.sha = {n: hashlib.sha256() for n in names}
-        self.count = dict.fromkeys(names, 0)
-        self.q: queue.Queue = queue.Queue(maxsize=16)
+
+class _Reader:
+    """Reads the blob ahead on a thread and hashes every byte it reads (hashlib releases the GIL), then
+    hands the compressed chunks to the decompressor (`read`, on the inflater's thread) through a bounded
+    queue: the decompressing thread, the slowest stage, does nothing else."""
+
+    def __init__(self, fh: BinaryIO):
+        self.fh = fh
+        self.sha = hashlib.sha256()
+        self.q: queue.Queue = queue.Queue(maxsize=AHEAD)
+        self.left = memoryview(b"")
+        self.eof = self.stopping = False
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
     def _run(self) -> None:
-        while (item := self.q.get()) is not None:
-            self.sha[item[0]].update(item[1])
+        try:
+            while not self.stopping:
+                data = self.fh.read(CHUNK)
+                self._put(data)  # bytes never change: the decompressor may start while it is hashed
+                self.sha.update(data)
+                if not data:
+                    return
+        except BaseException as exc:  # raised in the decompressor
+            self._put(exc)
 
-    def feed(self, name: str, data) -> None:
-        data = bytes(data)
-        self.count[name] += len(data)
-        self.q.put((name, data))
+    def _put(self, item) -> None:
+        while not self.stopping:
+            try:
+                self.q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                pass
 
-    def close(self) -> dict[str, str]:
-        if self.t.is_alive():
-            self.q.put(None)
-            self.t.join()
-        return {n: h.hexdigest() for n, h in self.sha.items()}
+    def read(self, n: int) -> bytes | memoryview:
+        """Up to `n` bytes of the blob; b"" at its end."""
+        while not self.left and not self.eof:
+            try:
+                item = self.q.get(timeout=0.05)
+            except queue.Empty:
+                if self.stopping:
+                    raise _Stopped() from None
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            self.eof = not item
+            self.left = memoryview(item)
+        out, self.left = self.left[:n], self.left[n:]
+        return out
+
+    def digest(self) -> str:
+        """sha256 of every byte of the blob, once it has all been read."""
+        self.t.join()
+        return self.sha.hexdigest()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.t.join()
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def tree_members(root: Path) -> list[tuple[str, Path]]:
@@ -118,113 +178,68 @@ def _header(name: str, path: Path | None, size: int, is_dir: bool, executable: b
     return ti.tobuf(format=tarfile.GNU_FORMAT, encoding="utf-8", errors="strict")
 
 
-class _ThreadedWriter(io.RawIOBase):
-    """Hands writes to a thread that pushes them into `out` (the compressor), so reading files and
-    compressing overlap like `tar | zstd`; a failure on that thread is raised here."""
+class _TarSink:
+    """Where the tar stream goes: it is assembled in one reused CHUNK buffer (file contents are read straight
+    into it), and each full buffer is hashed (`tree`) and, with a compressor, handed to zstd's workers; the
+    compressed bytes are hashed (`blob`) and written to `fd` (None: hash only).
 
-    def __init__(self, out):
-        self.out = out
-        self.q: queue.Queue = queue.Queue(maxsize=8)
-        self.error: BaseException | None = None
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
+    Hashing stays on the calling thread: zstd's workers compress meanwhile, and one Python thread has no
+    GIL hand-offs to wait for when the machine is busy."""
 
-    def _run(self) -> None:
-        while (data := self.q.get()) is not None:
-            if self.error is None:
-                try:
-                    self.out.write(data)
-                except BaseException as exc:  # handed to the writing thread
-                    self.error = exc
+    def __init__(self, comp, fd: int | None):
+        self.comp, self.fd = comp, fd
+        self.tree, self.blob = hashlib.sha256(), hashlib.sha256()
+        self.buf = memoryview(bytearray(CHUNK))
+        self.used = 0
+        self.count = self.size = 0
 
-    def writable(self) -> bool:
-        return True
+    def write(self, b: bytes) -> None:
+        """Small pieces: headers and padding."""
+        view = memoryview(b)
+        while view:
+            k = min(len(view), CHUNK - self.used)
+            self.buf[self.used:self.used + k] = view[:k]
+            view = view[k:]
+            self._advance(k)
 
-    def write(self, b) -> int:  # type: ignore[override]
-        if self.error is not None:
-            raise self.error
-        self.q.put(bytes(b))
-        return len(b)
+    def read_from(self, fh: BinaryIO, n: int) -> int:
+        """Read up to `n` bytes of `fh` into the stream; how many were read (0 at the end of the file)."""
+        k = min(n, CHUNK - self.used)
+        got = fh.readinto(self.buf[self.used:self.used + k]) or 0
+        self._advance(got)
+        return got
 
-    def finish(self) -> None:
-        if self.t.is_alive():
-            self.q.put(None)
-            self.t.join()
-        if self.error is not None:
-            raise self.error
+    def _advance(self, k: int) -> None:
+        self.used += k
+        self.count += k
+        if self.used == CHUNK:
+            self._emit()
 
+    def _emit(self) -> None:
+        data = self.buf[:self.used]
+        self.used = 0
+        self.tree.update(data)
+        if self.comp is not None:
+            self._out(self.comp.compress(data))
 
-class _ThreadedReader(io.RawIOBase):
-    """Reads `src` (the decompressor) ahead on a thread, so decompressing and writing files overlap."""
-
-    def __init__(self, src):
-        self.src = src
-        self.q: queue.Queue = queue.Queue(maxsize=8)
-        self.buf = b""
-        self.eof = False
-        self.stop = False
-        self.t = threading.Thread(target=self._run, daemon=True)
-        self.t.start()
-
-    def _run(self) -> None:
-        try:
-            while not self.stop:
-                data = self.src.read(CHUNK)
-                self.q.put(data)
-                if not data:
-                    return
-        except BaseException as exc:  # raised on the reading side
-            self.q.put(exc)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        if not self.buf and not self.eof:
-            item = self.q.get()
-            if isinstance(item, BaseException):
-                self.eof = True
-                raise item
-            if not item:
-                self.eof = True
-            self.buf = memoryview(item)  # slicing a view copies nothing
-        n = min(len(b), len(self.buf))
-        b[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
-        return n
+    def _out(self, data: bytes) -> None:
+        if data:
+            self.blob.update(data)
+            self.size += len(data)
+            if self.fd is not None:
+                _write_all(self.fd, data)
 
     def finish(self) -> None:
-        self.stop = True
-        while self.t.is_alive():
-            try:
-                self.q.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self.t.join()
+        if self.used:
+            self._emit()
+        if self.comp is not None:
+            self._out(self.comp.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH))
 
 
-class _HashingWriter(io.RawIOBase):
-    """Feeds what passes through to a hasher on its way to `out` (None: hash only)."""
-
-    def __init__(self, out: BinaryIO | None, hasher: _Hasher, name: str):
-        self.out, self.hasher, self.name = out, hasher, name
-
-    @property
-    def count(self) -> int:
-        return self.hasher.count[self.name]
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b) -> int:  # type: ignore[override]
-        self.hasher.feed(self.name, b)
-        if self.out is not None:
-            self.out.write(b)
-        return len(b)
-
-
-def _tar_stream(members: list[tuple[str, Path | None, int, bool, bool]], sink, progress: Progress | None,
-                open_file: Callable[[Path], BinaryIO] = lambda p: open(p, "rb")) -> tuple[int, int]:
+def _tar_stream(members: list[tuple[str, Path | None, int, bool, bool]], sink: _TarSink,
+                progress: Progress | None,
+                open_file: Callable[[Path], BinaryIO] = lambda p: open(p, "rb", buffering=0)
+                ) -> tuple[int, int]:
     """Write a tar of `members` (name, path, size, is_dir, executable) into `sink`; (bytes, files)."""
     total = files = 0
     for name, path, size, is_dir, executable in members:
@@ -236,13 +251,12 @@ def _tar_stream(members: list[tuple[str, Path | None, int, bool, bool]], sink, p
         assert path is not None
         with open_file(path) as fh:
             while done < size:
-                chunk = fh.read(min(CHUNK, size - done))
-                if not chunk:
+                got = sink.read_from(fh, size - done)
+                if not got:
                     break
-                sink.write(chunk)
-                done += len(chunk)
+                done += got
                 if progress:
-                    progress(len(chunk))
+                    progress(got)
             if done != size or fh.read(1):
                 raise RuntimeFailure(f"{path}: changed size while being packed (is something writing it?)")
         total += size
@@ -268,6 +282,11 @@ def _describe(root: Path, single_file: bool) -> list[tuple[str, Path | None, int
     return out
 
 
+def _compressor():
+    """zstd in multi-threaded mode (see the module docstring: its bytes do not depend on ZSTD_THREADS)."""
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS, write_checksum=True).compressobj()
+
+
 def pack(source: Path, dest: Path | None, progress: Progress | None = None,
          single_file: bool = False) -> PackResult:
     """Pack a folder (or, with `single_file`, one file as entry `db`) into `dest` (.tar.zst).
@@ -275,49 +294,27 @@ def pack(source: Path, dest: Path | None, progress: Progress | None = None,
     `dest=None` computes the hashes without writing; the tar is the same either way.
     """
     members = _describe(Path(source), single_file)
-    out = open(dest, "wb") if dest is not None else None
-    hasher = _Hasher(("blob", "tree"))
+    fd = None if dest is None else os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
-        blob_w = _HashingWriter(out, hasher, "blob")
-        # single-threaded zstd: its bytes are fixed by (level, input) alone; hashing runs beside it
-        comp = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_checksum=True)
-        zw = comp.stream_writer(blob_w, closefd=False, write_size=CHUNK)
-        piped = _ThreadedWriter(zw)
-        tree_w = _HashingWriter(piped, hasher, "tree")
-        buffered = io.BufferedWriter(tree_w, buffer_size=CHUNK)
-        try:
-            total, files = _tar_stream(members, buffered, progress)
-            buffered.flush()
-            _finish_tar(buffered, tree_w.count)
-            buffered.flush()
-        finally:
-            piped.finish()
-        zw.flush(zstandard.FLUSH_FRAME)
-        zw.close()
-        if out is not None:
-            out.flush()
-            os.fsync(out.fileno())
+        sink = _TarSink(_compressor(), fd)
+        total, files = _tar_stream(members, sink, progress)
+        _finish_tar(sink, sink.count)
+        sink.finish()
+        if fd is not None:
+            os.fsync(fd)
     finally:
-        digests = hasher.close()
-        if out is not None:
-            out.close()
-    return PackResult(digests["blob"], hasher.count["blob"], digests["tree"], total, files)
+        if fd is not None:
+            os.close(fd)
+    return PackResult(sink.blob.hexdigest(), sink.size, sink.tree.hexdigest(), total, files)
 
 
 def tree_hash(source: Path, single_file: bool = False) -> tuple[str, int, int]:
     """(tree sha256, content bytes, files) of what `pack` would archive, without compressing."""
-    members = _describe(Path(source), single_file)
-    hasher = _Hasher(("tree",))
-    try:
-        w = _HashingWriter(None, hasher, "tree")
-        buffered = io.BufferedWriter(w, buffer_size=CHUNK)
-        total, files = _tar_stream(members, buffered, None)
-        buffered.flush()
-        _finish_tar(buffered, w.count)
-        buffered.flush()
-    finally:
-        digest = hasher.close()["tree"]
-    return digest, total, files
+    sink = _TarSink(None, None)
+    total, files = _tar_stream(_describe(Path(source), single_file), sink, None)
+    _finish_tar(sink, sink.count)
+    sink.finish()
+    return sink.tree.hexdigest(), total, files
 
 
 def file_sha256(path: Path, progress: Progress | None = None) -> str:
@@ -330,19 +327,158 @@ def file_sha256(path: Path, progress: Progress | None = None) -> str:
     return h.hexdigest()
 
 
-class _HashingReader(io.RawIOBase):
-    def __init__(self, src, hasher: _Hasher, name: str):
-        self.src, self.hasher, self.name = src, hasher, name
+#: Decompression buffers kept between unpacks (a pull unpacks many blobs; fresh 2 MiB buffers cost page
+#: faults on the critical path). At most 2 * AHEAD are kept; unpacks running at once each take their own.
+_SPARE: list[bytearray] = []
+_SPARE_LOCK = threading.Lock()
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, b) -> int:
-        data = self.src.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.hasher.feed(self.name, data)
-        return n
+class _Inflater:
+    """A thread that decompresses what `reader` reads (all frames, like `zstd -d`) into at most AHEAD
+    reused CHUNK buffers (no allocation or page faults per piece; the pool bounds memory) that the
+    extracting thread takes with `get()` and gives back with `release()`. A failure on the thread (or on the
+    reader's) is raised by `get()`; `abort()` stops both."""
+
+    def __init__(self, reader: _Reader):
+        self.reader = reader
+        self.free: queue.Queue = queue.Queue()
+        self.made = 0  # buffers taken into this pool (made on the thread, when first needed)
+        self.q: queue.Queue = queue.Queue()  # bounded by the pool
+        self.stopping = False
+        self.ended = False  # get() has returned the end (or raised)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _buffer(self) -> bytearray | None:
+        if self.made < AHEAD and self.free.empty():
+            self.made += 1
+            with _SPARE_LOCK:
+                while _SPARE:
+                    if len(buf := _SPARE.pop()) == CHUNK:
+                        return buf
+            return bytearray(CHUNK)
+        while not self.stopping:
+            try:
+                return self.free.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        return None
+
+    def _run(self) -> None:
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(self.reader, read_size=CHUNK, closefd=False)
+            while (buf := self._buffer()) is not None:
+                n = reader.readinto(buf)
+                if not n:
+                    break
+                self.q.put((buf, n))
+        except BaseException as exc:  # raised on the extracting side
+            self.q.put(exc)
+        self.q.put(None)
+
+    def get(self) -> tuple[bytearray, int] | None:
+        """The next decompressed piece (buffer, length); None at the end of the stream."""
+        item = self.q.get()
+        if isinstance(item, BaseException):
+            self.stopping = self.ended = True
+            raise item
+        if item is None:
+            self.stopping = self.ended = True
+        return item
+
+    def release(self, buf: bytearray) -> None:
+        self.free.put(buf)
+
+    def done(self) -> None:
+        """The tar has ended: the rest of the stream (tar padding) is still decompressed, so a blob with a
+        broken tail is refused, and hashed."""
+        while not self.ended and (item := self.get()) is not None:
+            self.release(item[0])
+        self.t.join()
+
+    def __enter__(self) -> _Inflater:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        self.stopping = True
+        self.reader.stopping = True
+        self.t.join()
+        self.reader.stop()
+        # only buffers nothing points into any more: given back, or filled and never taken
+        spare = [self.free.get() for _ in range(self.free.qsize())]
+        pending = [self.q.get() for _ in range(self.q.qsize())]
+        spare += [item[0] for item in pending if isinstance(item, tuple)]
+        with _SPARE_LOCK:
+            _SPARE.extend(spare[:2 * AHEAD - len(_SPARE)])
+
+
+class _TarSource:
+    """The decompressed stream as the forward-only file `tarfile` reads headers from; member contents are
+    written from the decompressed pieces straight to the output file (`copy_to`)."""
+
+    def __init__(self, inflater: _Inflater):
+        self.inflater = inflater
+        self.buf: bytearray | None = None
+        self.view = memoryview(b"")
+        self.pos = 0
+        self.eof = False
+
+    def _fill(self) -> bool:
+        """Give the spent buffer back and take the next piece (nothing may still point into the old one)."""
+        if self.buf is not None:
+            self.inflater.release(self.buf)
+            self.buf = None
+        if not self.eof:
+            item = self.inflater.get()
+            if item is None:
+                self.eof = True
+                self.view = memoryview(b"")
+            else:
+                self.buf, n = item
+                self.view = memoryview(self.buf)[:n]
+        return bool(self.view)
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > MAX_HEADER + CHUNK:
+            raise tarfile.ReadError(f"a header or read of {n} bytes is beyond what a result tree needs")
+        parts = []
+        need = n
+        while need and (self.view or self._fill()):
+            part = self.view[:need]
+            self.view = self.view[len(part):]
+            parts.append(bytes(part))
+            need -= len(part)
+        self.pos += n - need
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < self.pos:
+            raise tarfile.ReadError("the archive asks to read backwards")
+        need = pos - self.pos
+        while need and (self.view or self._fill()):
+            k = min(need, len(self.view))
+            self.view = self.view[k:]
+            need -= k
+        self.pos = pos - need
+        return self.pos
+
+    def copy_to(self, fd: int, n: int, progress: Progress | None) -> None:
+        while n:
+            if not (self.view or self._fill()):
+                raise tarfile.ReadError("unexpected end of data")
+            part = self.view[:n]
+            self.view = self.view[len(part):]
+            _write_all(fd, part)
+            n -= len(part)
+            self.pos += len(part)
+            if progress:
+                progress(len(part))
 
 
 def _safe_name(name: str, blob: str) -> str:
@@ -382,25 +518,21 @@ def unpack(blob_path: Path, staging: Path, blob: str, max_bytes: int | None = No
     """Extract a blob into the new directory `staging`; returns the sha256 of the blob bytes it read.
 
     The caller compares it with the manifest before using `staging` (one pass over the data verifies and
-    extracts; the blob hash covers the content, so the tree is not hashed again). On any error `staging` is removed. `max_bytes` bounds the content written (the
-    manifest's `bytes`), so a blob that decompresses to far more than it claims stops early.
+    extracts; the blob hash covers the content, so the tree is not hashed again). On any error `staging` is
+    removed. `max_bytes` bounds the content written (the manifest's `bytes`), so a blob that decompresses to
+    far more than it claims stops early.
     """
     staging = Path(staging)
     staging.mkdir(parents=False, exist_ok=False)
     real_dirs: set[str] = {"."}
     links: set[str] = set()
     written = 0
-    hasher = _Hasher(("blob",))
-    pipes: list[_ThreadedReader] = []
     try:
-        with open(blob_path, "rb") as raw:
-            blob_reader = _HashingReader(raw, hasher, "blob")
-            reader = zstandard.ZstdDecompressor().stream_reader(blob_reader, read_size=CHUNK)
-            ahead = _ThreadedReader(reader)
-            pipes.append(ahead)
-            buffered = io.BufferedReader(ahead, buffer_size=CHUNK)
+        # leaving the `with` stops the threads before the file is closed
+        with open(blob_path, "rb", buffering=0) as raw, _Inflater(_Reader(raw)) as inflater:
+            source = _TarSource(inflater)
             try:
-                tf = tarfile.open(fileobj=buffered, mode="r|", bufsize=CHUNK)
+                tf = tarfile.TarFile(fileobj=source, mode="r")  # type: ignore[arg-type]
             except (tarfile.TarError, zstandard.ZstdError) as exc:
                 raise UnsafeArchive(f"blob {blob[:12]}: not a tar archive ({exc})") from None
             entries = 0
@@ -421,9 +553,11 @@ def unpack(blob_path: Path, staging: Path, blob: str, max_bytes: int | None = No
                         _mark_dirs(real_dirs, name)
                     continue
                 if name == "." or name in real_dirs:
-                    raise UnsafeArchive(f"blob {blob[:12]}: entry {m.name!r} names a directory of the archive")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                _mark_dirs(real_dirs, parent)
+                    raise UnsafeArchive(f"blob {blob[:12]}: entry {m.name!r} names a directory of the "
+                                        "archive")
+                if parent not in real_dirs:  # every directory in real_dirs was made by this unpack
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    _mark_dirs(real_dirs, parent)
                 if m.issym():
                     _check_link(name, m.linkname, blob)
                     os.symlink(m.linkname, dest)
@@ -439,23 +573,24 @@ def unpack(blob_path: Path, staging: Path, blob: str, max_bytes: int | None = No
                     if max_bytes is not None and written > max_bytes:
                         raise UnsafeArchive(f"blob {blob[:12]}: holds more than the {max_bytes} bytes the "
                                             "manifest records")
-                    fh_in = tf.extractfile(m)
-                    assert fh_in is not None
-                    with open(dest, "wb") as out:
-                        while chunk := fh_in.read(CHUNK):
-                            out.write(chunk)
-                            if progress:
-                                progress(len(chunk))
-                    os.chmod(dest, 0o755 if m.mode & 0o111 else 0o644)
+                    fd = os.open(dest, _NEW_FILE, 0o600)
+                    try:
+                        if m.sparse is not None:  # GNU sparse (we never write one): tarfile fills the holes
+                            fh_in = tf.extractfile(m)
+                            assert fh_in is not None
+                            while chunk := fh_in.read(CHUNK):
+                                _write_all(fd, chunk)
+                                if progress:
+                                    progress(len(chunk))
+                        else:
+                            source.copy_to(fd, m.size, progress)
+                        os.fchmod(fd, 0o755 if m.mode & 0o111 else 0o644)
+                    finally:
+                        os.close(fd)
             if single_file and entries != 1:
                 raise UnsafeArchive(f"blob {blob[:12]}: a DB blob must hold exactly one file")
-            while buffered.read(CHUNK):
-                pass
-            ahead.finish()
-            while blob_reader.read(CHUNK):  # bytes after the zstd frame still count towards the blob hash
-                pass
-        digests = hasher.close()
-        return digests["blob"]
+            inflater.done()
+            return inflater.reader.digest()
     except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise UnsafeArchive(f"blob {blob[:12]}: entries collide ({exc.strerror}: "
@@ -469,10 +604,9 @@ def unpack(blob_path: Path, staging: Path, blob: str, max_bytes: int | None = No
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        for p in pipes:
-            p.finish()
-        hasher.close()
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _ancestors(path: str) -> list[str]:
