@@ -10,10 +10,10 @@ import pytest
 from analyze_fixtures import build_demo, build_sim, run_analyze
 
 from reasonscape.analysis.compare import CELLS, compare, holm
-from reasonscape.stats import mcnemar as mcnemar_test
 from reasonscape.errors import InputError
 from reasonscape.identity import eval_id
 from reasonscape.pointsdb import PointsDB
+from reasonscape.stats import mcnemar as mcnemar_test
 
 TEMPLATE, SAMPLER = "zerocot-nosys", "greedy-4k"
 

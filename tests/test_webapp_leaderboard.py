@@ -117,6 +117,29 @@ def test_group_by_params_for_single_task_view(demo: Path) -> None:
         assert console_errors(d) == []
 
 
+@needs_browser
+def test_hostile_label_is_shown_as_text(demo: Path, tmp_path: Path) -> None:
+    """The ranking table is HTML made on the server: a label full of markup, JSX braces and Markdown
+    from the DB must reach the page as plain text (no element, no script, no link)."""
+    import shutil
+
+    import duckdb
+
+    db = tmp_path / "hostile.db"
+    shutil.copy(demo.parent / json.loads(demo.read_text())["db"], db)
+    label = '<img src=x onerror="window.__pwned=1">{window.__pwned=2} [x](javascript:alert(1)) & \'q\''
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE evals SET label = ? WHERE eval_id = '13d93e'", [label])
+    with app_server("leaderboard.py", str(db)) as url, chromium() as d:
+        d.get(url)
+        wait_ready(d, "lb-status")
+        rows = _rows(d)
+        assert len(rows) == 6 and any(label in r for r in rows), rows
+        assert not d.find_elements("css selector", "#lb-table img, #lb-table a, #lb-table script")
+        assert d.execute_script("return window.__pwned === undefined")
+        assert console_errors(d) == []
+
+
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "leaderboard.py"), *args], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)

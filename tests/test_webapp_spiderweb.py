@@ -30,7 +30,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cards(driver) -> list[str]:
-    return [c.text for c in driver.find_elements("css selector", "#sw-cards .sw-card")]
+    """The texts of the cards shown (a card whose eval the filters leave out is hidden, not removed)."""
+    return [c.text for c in driver.find_elements("css selector", "#sw-cards .sw-card") if c.is_displayed()]
+
+
+def _shown(driver, css: str) -> int:
+    """How many shown cards hold an element matching `css`."""
+    return sum(1 for c in driver.find_elements("css selector", "#sw-cards .sw-card")
+               if c.is_displayed() and c.find_elements("css selector", css))
 
 
 @needs_browser
@@ -41,7 +48,8 @@ def test_radar_per_demo_model_with_archetype_and_filter_and_bar_toggle(demo: Pat
     from reasonscape.webapps.archetype import ARCHETYPES
 
     with duckdb.connect(str(demo.parent / "pointsdb-demo.db"), read_only=True) as con:
-        labels = [r[0] for r in con.execute("SELECT label FROM evals").fetchall()]
+        labels_by_id = dict(con.execute("SELECT eval_id, label FROM evals").fetchall())
+    labels = list(labels_by_id.values())
     with app_server("spiderweb.py", str(demo)) as url, chromium() as d:
         d.get(url)
         wait_ready(d, "sw-status")
@@ -56,10 +64,25 @@ def test_radar_per_demo_model_with_archetype_and_filter_and_bar_toggle(demo: Pat
         save_screenshot(d, "spiderweb")
         choose(d, "sw-tags", "arch:moe")
         WebDriverWait(d, 30).until(lambda x: text_of(x, "sw-status").startswith("1 evaluation "))
-        assert _cards(d)[0].startswith("SimQwen-30B-A3B")
+        assert len(_cards(d)) == 1 and _cards(d)[0].startswith("SimQwen-30B-A3B")
         d.find_element("css selector", "#sw-style input[value='bar']").click()
-        WebDriverWait(d, 30).until(lambda x: x.find_elements("css selector", "#sw-cards g.trace.bars"))
-        assert not d.find_elements("css selector", "#sw-cards g.polar")
+        WebDriverWait(d, 30).until(lambda x: _shown(x, "g.trace.bars") == 1)
+        assert _shown(d, "g.polar") == 0
+        # the cards the tag hid come back drawn as bars too (their figures were stale while hidden)
+        choose(d, "sw-tags", "arch:moe")  # a second click on a chosen option clears it
+        WebDriverWait(d, 30).until(lambda x: text_of(x, "sw-status").startswith("6 evaluations "))
+        WebDriverWait(d, 30).until(lambda x: _shown(x, "g.trace.bars") == 6)
+        assert _shown(d, "g.polar") == 0 and len(_cards(d)) == 6
+        kinds_after = [k.text for k in d.find_elements("css selector", ".sw-archetype")]
+        assert kinds_after == kinds  # the same population again: the same archetypes
+        # an eval taken out of the selection disappears; put back, it is the last card
+        choose(d, "sw-evals", labels_by_id["13d93e"])
+        WebDriverWait(d, 30).until(lambda x: text_of(x, "sw-status").startswith("5 evaluations "))
+        assert len(_cards(d)) == 5 and not any(c.startswith("SimQwen-30B-A3B") for c in _cards(d))
+        choose(d, "sw-evals", labels_by_id["13d93e"])
+        WebDriverWait(d, 30).until(lambda x: text_of(x, "sw-status").startswith("6 evaluations "))
+        assert len(_cards(d)) == 6 and _shown(d, "g.trace.bars") == 6
+        assert _cards(d)[-1].startswith("SimQwen-30B-A3B")
         assert console_errors(d) == []
 
 

@@ -52,82 +52,114 @@ def empty_figure(text: str, height: int = 300) -> Any:
     return _base(fig, height)
 
 
-def heatmap_figure(cells: Any, rows: list[tuple[str, str]], group_by: str) -> Any:
-    """Accuracy per (eval, group): rows are (eval_id, label) in ranking order, columns the groups.
-    `cells` has series, facet, center, margin, n, truncated. Cells with truncation >= TRUNCATION_MARK
-    carry a scissors mark; hover shows the interval and truncation rate."""
-    import plotly.graph_objects as go
+def message_figure(text: str, height: int = 300) -> dict[str, Any]:
+    """A figure that only says `text` (an empty selection or an error), as a plain dict."""
+    return {"data": [], "layout": _layout(height, xaxis={"visible": False}, yaxis={"visible": False},
+                                          annotations=[{"text": text, "x": 0.5, "y": 0.5, "xref": "paper",
+                                                        "yref": "paper", "showarrow": False,
+                                                        "font": {"size": 14}}])}
+
+
+#: The heatmap's colours (ColorBrewer RdYlGn, as plotly.py names it; plotly.js does not know the name).
+HEAT_COLORS = [[k / 10, c] for k, c in enumerate(
+    ["rgb(165,0,38)", "rgb(215,48,39)", "rgb(244,109,67)", "rgb(253,174,97)", "rgb(254,224,139)", "rgb(255,255,191)",
+     "rgb(217,239,139)", "rgb(166,217,106)", "rgb(102,189,99)", "rgb(26,152,80)", "rgb(0,104,55)"])]
+#: Radar background and grid (the look plotly.py's default template gives a polar plot).
+POLAR_BG, POLAR_GRID = "#E5ECF6", "white"
+#: Pixels per character of a 12 px label: sizes the heatmap's left margin without a second layout pass.
+CHAR_PX = 7
+
+
+def heatmap_figure(cells: Any, rows: list[tuple[str, str]], group_by: str) -> dict[str, Any]:
+    """Accuracy per (eval, group) as ONE heatmap trace: rows are (eval_id, label) in ranking order,
+    columns the groups. `cells` has series, facet, center, margin, n, truncated (rows of other evals
+    are ignored). Cells with truncation >= TRUNCATION_MARK carry a scissors mark; hover shows the
+    interval, tests and truncation rate. A plain dict (no plotly.graph_objects validation), with fixed
+    margins so plotly draws it in one pass."""
+    import pandas as pd
 
     if not rows or not len(cells):
-        return empty_figure("no evaluations match these filters")
+        return message_figure("no evaluations match these filters")
     groups = sorted({str(g) for g in cells["facet"]}, key=natural_key)
-    col = {g: j for j, g in enumerate(groups)}
-    row = {e: i for i, (e, _) in enumerate(rows)}
-    z = np.full((len(rows), len(groups)), np.nan)
-    text = [["" for _ in groups] for _ in rows]
-    hover = [["no data" for _ in groups] for _ in rows]
-    for r in cells.itertuples(index=False):
-        if r.series not in row:
-            continue
-        i, j = row[r.series], col[str(r.facet)]
-        trunc = r.truncated / r.n if r.n else 0.0
-        z[i, j] = r.center
-        text[i][j] = f"{100 * r.center:.0f}" + (MARK if trunc >= TRUNCATION_MARK else "")
-        hover[i][j] = (f"{rows[i][1]}<br>{group_by} = {groups[j]}<br>accuracy {100 * r.center:.1f}% "
-                       f"± {100 * r.margin:.1f}<br>tests {int(r.n):,}, truncated {100 * trunc:.1f}%")
-    fig = go.Figure(go.Heatmap(z=z, x=groups, y=[f"{i + 1}. {lab}" for i, (_, lab) in enumerate(rows)],
-                               text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
-                               colorscale="RdYlGn", zmin=0, zmax=1, xgap=2, ygap=2,
-                               colorbar={"title": "acc", "tickformat": ".0%", "len": 0.8}))
-    fig.update_yaxes(autorange="reversed", automargin=True)
-    fig.update_xaxes(side="top", automargin=True, type="category")
-    return _base(fig, 80 + 34 * len(rows))
+    i = pd.Index([e for e, _ in rows]).get_indexer(cells["series"])
+    keep = i >= 0
+    i = i[keep]
+    j = pd.Index(groups).get_indexer(cells["facet"].astype(str)[keep])
+    n = cells["n"].to_numpy(float)[keep]
+    center, margin = cells["center"].to_numpy(float)[keep], cells["margin"].to_numpy(float)[keep]
+    trunc = np.where(n > 0, cells["truncated"].to_numpy(float)[keep] / np.where(n > 0, n, 1.0), 0.0)
+    shape = (len(rows), len(groups))
+    z, extra = np.full(shape, np.nan), np.full(shape + (3,), np.nan)
+    z[i, j] = center
+    extra[i, j] = np.stack([margin, n, trunc], axis=1)
+    text = np.full(shape, "", dtype=object)
+    text[i, j] = [f"{100 * c:.0f}{MARK if t >= TRUNCATION_MARK else ''}" for c, t in zip(center, trunc, strict=True)]
+    labels = [f"{k + 1}. {lab}" for k, (_, lab) in enumerate(rows)]
+    trace = {"type": "heatmap", "z": _nullable(z), "x": groups, "y": labels, "text": text.tolist(),
+             "customdata": _nullable(extra), "texttemplate": "%{text}", "hoverongaps": False,
+             "hovertemplate": f"%{{y}}<br>{group_by} = %{{x}}<br>accuracy %{{z:.1%}} ± %{{customdata[0]:.1%}}"
+                              "<br>tests %{customdata[1]:,}, truncated %{customdata[2]:.1%}<extra></extra>",
+             "colorscale": HEAT_COLORS, "zmin": 0, "zmax": 1, "xgap": 2, "ygap": 2,
+             "colorbar": {"title": {"text": "acc"}, "tickformat": ".0%", "len": 0.8}}
+    lay = _layout(80 + 34 * len(rows),
+                  yaxis={"autorange": "reversed", "type": "category", "automargin": False},
+                  xaxis={"side": "top", "type": "category", "automargin": True})
+    # the left margin from the labels' length, not automargin: labels change with every filter, and an
+    # automargin that changes makes plotly lay the figure out twice
+    lay["margin"] = {"l": min(420, 12 + CHAR_PX * max(len(x) for x in labels)), "r": 10, "t": 30, "b": 10}
+    return {"data": [trace], "layout": lay}
 
 
-def profile_figure(frame: Any, style: str, tokens: bool, group_by: str, token_max: dict[str, float]) -> Any:
+def profile_figure(frame: Any, style: str, tokens: bool, group_by: str, token_max: dict[str, float]
+                   ) -> dict[str, Any]:
     """One eval's profile over the groups: accuracy with its interval as a shaded band (radar) or
-    error bars (bar), truncation rate, and optionally tokens relative to the most expensive eval."""
-    import plotly.graph_objects as go
-
+    error bars (bar), truncation rate, and optionally tokens relative to the most expensive eval
+    (`token_max`: group -> largest tokens per test). A plain dict, as dcc.Graph sends it."""
     f = frame.iloc[sorted(range(len(frame)), key=lambda i: natural_key(frame["group"].iat[i]))]
     groups = [str(g) for g in f["group"]]
     center, low, high = (f[c].to_numpy(float) for c in ("center", "low", "high"))
     trunc = f["truncation"].to_numpy(float)
-    rel = np.array([t / token_max.get(g, 1.0) if token_max.get(g) else np.nan
-                    for g, t in zip(groups, f["completion_tokens"].to_numpy(float), strict=True)])
-    fig = go.Figure()
+    ref = np.array([token_max.get(g) or np.nan for g in groups], dtype=float)
+    rel = f["completion_tokens"].to_numpy(float) / ref
+
     if style == "bar":
-        fig.add_bar(x=groups, y=center, name="accuracy", marker_color=PALETTE[0],
-                    error_y={"type": "data", "symmetric": False, "array": high - center, "arrayminus": center - low})
-        fig.add_bar(x=groups, y=trunc, name="truncation", marker_color=PALETTE[3], opacity=0.7)
+        data = [{"type": "bar", "x": groups, "y": _nullable(center), "name": "accuracy", "marker": {"color": PALETTE[0]},
+                 "error_y": {"type": "data", "symmetric": False, "array": _nullable(high - center),
+                             "arrayminus": _nullable(center - low)}},
+                {"type": "bar", "x": groups, "y": _nullable(trunc), "name": "truncation",
+                 "marker": {"color": PALETTE[3]}, "opacity": 0.7}]
         if tokens:
-            fig.add_scatter(x=groups, y=rel, name="tokens (rel.)", mode="lines+markers",
-                            line={"color": PALETTE[1], "dash": "dash"})
-        fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
-        fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.25})
-        return _base(fig, 340)
+            data.append({"type": "scatter", "x": groups, "y": _nullable(rel), "name": "tokens (rel.)",
+                         "mode": "lines+markers", "line": {"color": PALETTE[1], "dash": "dash"}})
+        return {"data": data, "layout": _layout(340, barmode="group", legend={"orientation": "h", "y": -0.25},
+                                                xaxis={"type": "category", "automargin": True},
+                                                yaxis={"range": [0, 1.05], "tickformat": ".0%",
+                                                       "gridcolor": "#eee", "automargin": True})}
     closed = groups + groups[:1]
 
-    def loop(a: np.ndarray) -> list[float]:
-        return list(a) + list(a[:1])
+    def loop(a: np.ndarray) -> list[Any]:
+        return _nullable(np.append(a, a[:1]))
 
-    fig.add_scatterpolar(r=loop(high), theta=closed, mode="lines", line={"width": 0}, showlegend=False,
-                         hoverinfo="skip")
-    fig.add_scatterpolar(r=loop(low), theta=closed, mode="lines", line={"width": 0}, fill="tonext",
-                         fillcolor="rgba(31,119,180,0.25)", name="95% interval", hoverinfo="skip")
-    fig.add_scatterpolar(r=loop(center), theta=closed, mode="lines+markers", name="accuracy",
-                         line={"color": PALETTE[0], "width": 2})
-    fig.add_scatterpolar(r=loop(trunc), theta=closed, mode="lines", name="truncation",
-                         line={"color": PALETTE[3], "width": 1})
+    data = [{"type": "scatterpolar", "r": loop(high), "theta": closed, "mode": "lines", "line": {"width": 0},
+             "showlegend": False, "hoverinfo": "skip"},
+            {"type": "scatterpolar", "r": loop(low), "theta": closed, "mode": "lines", "line": {"width": 0},
+             "fill": "tonext", "fillcolor": "rgba(31,119,180,0.25)", "name": "95% interval", "hoverinfo": "skip"},
+            {"type": "scatterpolar", "r": loop(center), "theta": closed, "mode": "lines+markers", "name": "accuracy",
+             "line": {"color": PALETTE[0], "width": 2}},
+            {"type": "scatterpolar", "r": loop(trunc), "theta": closed, "mode": "lines", "name": "truncation",
+             "line": {"color": PALETTE[3], "width": 1}}]
     if tokens:
-        fig.add_scatterpolar(r=loop(rel), theta=closed, mode="lines", name="tokens (rel.)",
-                             line={"color": PALETTE[1], "dash": "dash"})
-    fig.update_layout(margin={"l": 40, "r": 40, "t": 30, "b": 10},
-                      polar={"radialaxis": {"range": [0, 1], "tickformat": ".0%", "tickfont": {"size": 8},
-                                            "angle": 45, "tickangle": 45, "tickvals": [0.25, 0.5, 0.75, 1.0]},
-                             "angularaxis": {"tickfont": {"size": 10}}},
-                      legend={"orientation": "h", "y": -0.15})
-    return _base(fig, 360).update_layout(margin={"l": 40, "r": 40, "t": 30, "b": 10})
+        data.append({"type": "scatterpolar", "r": loop(rel), "theta": closed, "mode": "lines",
+                     "name": "tokens (rel.)", "line": {"color": PALETTE[1], "dash": "dash"}})
+    lay = _layout(360, legend={"orientation": "h", "y": -0.15},
+                  polar={"bgcolor": POLAR_BG,
+                         "radialaxis": {"range": [0, 1], "tickformat": ".0%", "tickfont": {"size": 8}, "angle": 45,
+                                        "tickangle": 45, "tickvals": [0.25, 0.5, 0.75, 1.0], "ticks": "",
+                                        "gridcolor": POLAR_GRID, "linecolor": POLAR_GRID},
+                         "angularaxis": {"tickfont": {"size": 10}, "ticks": "", "gridcolor": POLAR_GRID,
+                                         "linecolor": POLAR_GRID}})
+    lay["margin"] = {"l": 40, "r": 40, "t": 30, "b": 10}
+    return {"data": data, "layout": lay}
 
 
 def axis_values(values: Any) -> list[Any]:

@@ -49,6 +49,12 @@ def dropdown(id_: str, label: str, options: list[Any], value: Any, multi: bool =
                                   clearable=True)], style=CONTROL)
 
 
+def add_css(app: Any, css: str) -> None:
+    """Put a stylesheet in the app's page once (classes instead of a style dict on every element keep
+    callback responses small and React's work per element light)."""
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}\n<style>" + css + "</style>", 1)
+
+
 def header(title: str, subtitle: str) -> Any:
     from dash import html
 
