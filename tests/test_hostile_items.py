@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from reasonscape.errors import ConfigError
+from reasonscape.items import source as item_source
 from reasonscape.manifold import load_config
-from reasonscape.tasks import items as items_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "templates" / "zeroshot.json"
@@ -224,4 +224,4 @@ def test_the_harness_accepts_the_base_case(tmp_path):
 
 
 def test_limits_are_what_the_docs_say():
-    assert items_mod.MAX_LINE_BYTES == 1 << 20 and items_mod.MAX_BUCKETS == 64
+    assert item_source.MAX_LINE_BYTES == 1 << 20 and item_source.MAX_BUCKETS == 64

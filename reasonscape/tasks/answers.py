@@ -7,6 +7,7 @@ parsers judge what is left after peeling those layers; whatever remains must be 
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
 
 _LEAD_IN = re.compile(
     r"^(?:(?:so|thus|therefore|hence)\b[,:]?\s*)?(?:the\s+)?(?:final\s+|correct\s+)?"
@@ -79,3 +80,45 @@ def parse_integer(text: str) -> str | None:
         return str(int(digits))
     except ValueError:
         return None
+
+
+# -- numbers and free text (item datasets: reasonscape/tasks/items.py) -----------------------------
+
+_DECIMAL = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)?\.\d+|-?(?:\d{1,3}(?:,\d{3})+|\d+)")
+
+
+def canonical_number(text: str) -> str | None:
+    """'1,234' -> '1234', '2.50' -> '2.5', '-0' -> '0', '7.0' -> '7'; None when `text` is not a number."""
+    t = text.strip().replace("\u2212", "-").replace("$", "").strip()
+    if not _DECIMAL.fullmatch(t):
+        return None
+    try:
+        d = Decimal(t.replace(",", ""))
+    except InvalidOperation:
+        return None
+    if d == d.to_integral_value():
+        return str(int(d))
+    return format(d.normalize(), "f")
+
+
+def parse_number(text: str) -> str | None:
+    """Canonical number in a candidate answer ('$1,234.', 'x = 42', '18 dollars', '2.50'), or None.
+
+    Integers go through the shared integer parser (lead-ins, emphasis, count sentences); a decimal must
+    be the whole candidate once '$', emphasis and a final '.'/'!' are removed.
+    """
+    t = text.strip().replace("\u2212", "-")
+    whole = parse_integer(t)
+    if whole is not None:
+        return whole
+    t = unwrap_answer(t)
+    if "=" in t:
+        t = t.rsplit("=", 1)[1]
+    t = t.strip().strip("*_`").strip().removesuffix("%").rstrip()
+    return canonical_number(t)
+
+
+def normalize_string(text: str) -> str | None:
+    """Answer text with the decoration peeled (see `unwrap_answer`), whitespace collapsed, case folded."""
+    t = " ".join(unwrap_answer(text).split()).casefold()
+    return t or None
