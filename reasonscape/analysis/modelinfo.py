@@ -184,13 +184,9 @@ def fetch(hf_ids: dict[str, list[str]], output_dir: str | Path, without_hf_id: l
     warn = warn or (lambda s: print(s, file=sys.stderr))
     if len(hf_ids) > MAX_MODELS:
         raise InputError(f"modelinfo: {len(hf_ids)} models selected, at most {MAX_MODELS} per run (use --filters)")
-    out = Path(output_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--output-dir {out}: is a file, not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--output-dir {out}: cannot create ({exc.strerror or exc})") from None
+    from reasonscape.analysis.render import prepare_dir
+
+    out = prepare_dir(output_dir)
     endpoint = os.environ.get("HF_ENDPOINT") or None
     offline: str | None = "HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE", "").lower() in (
         "1", "true", "yes", "on") else None

@@ -166,14 +166,16 @@ def file_stem(verb: str, suffix: str | None) -> str:
     return f"{verb}-{safe}"
 
 
-def prepare_dir(output_dir: str | Path) -> Path:
+def prepare_dir(output_dir: str | Path, flag: str = "--output-dir") -> Path:
+    """The directory `output_dir`, created if missing; a file in its place or a failed mkdir is a
+    one-line InputError naming `flag` (the option the user gave it with)."""
     d = Path(output_dir)
     if d.exists() and not d.is_dir():
-        raise InputError(f"--output-dir {d}: is a file, not a directory")
+        raise InputError(f"{flag} {d}: is a file, not a directory")
     try:
         d.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"--output-dir {d}: cannot create ({exc.strerror or exc})") from None
+        raise InputError(f"{flag} {d}: cannot create ({exc.strerror or exc})") from None
     return d
 
 

@@ -134,7 +134,7 @@ def run_workflow(opts: WorkflowOptions) -> WorkflowResult:
     """Run (or resume) the workflow; raises ReasonScapeError subclasses (one line each)."""
     from reasonscape.analysis import stratify as st
     from reasonscape.analysis import verbs
-    from reasonscape.analysis.render import markdown, to_json_text
+    from reasonscape.analysis.render import markdown, prepare_dir, to_json_text
     from reasonscape.identity import eval_id
 
     st.parse_targets(opts.targets)  # bad targets or keep-list fail before hours of testing
@@ -147,13 +147,7 @@ def run_workflow(opts: WorkflowOptions) -> WorkflowResult:
     if (a.template_name, a.sampler_name) == (b.template_name, b.sampler_name):
         raise InputError(f"conditions A and B are both template {a.template_name!r}, sampler {a.sampler_name!r}: "
                          "give B another --template-b or --sampler-b")
-    workdir = Path(opts.workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise InputError(f"--workdir {workdir}: is a file, not a directory")
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--workdir {workdir}: cannot create ({exc.strerror or exc})") from None
+    workdir = prepare_dir(opts.workdir, "--workdir")
     folders: dict[str, Path | None] = {"a": None, "b": None}
     if not opts.skip_testing:
         from reasonscape.runner.run import RunOptions, run_experiment
