@@ -13,6 +13,7 @@ script prints tests, rounds, wall time, and the saving as a ratio.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -28,26 +29,18 @@ from reasonscape.runner.plan import Tally, needs_another_round  # noqa: E402
 from reasonscape.stats import estimate, wilson_interval  # noqa: E402
 
 
-def previous_rule(level: PrecisionLevel, rounds_done: int, tally: Tally) -> bool:
-    """The stopping rule before this change: half-width over untruncated tests (I), adjusted Wilson."""
-    if rounds_done >= level.maxrounds:
-        return False
-    graded = tally.tests - tally.errors
-    if graded == 0:
-        return False
-    trunc_rate = tally.truncated / graded
-    if level.abortht is not None and trunc_rate >= level.abortht:
-        return False
-    if level.targetci is None:
-        return True
-    target = level.targetci
-    if level.targetciht is not None and trunc_rate >= level.htrate:
-        target = level.targetciht
+def previous_margin(tally: Tally) -> float:
+    """The margin of the rule before this change: adjusted Wilson over the untruncated tests (I)."""
     trials = tally.untruncated - tally.guess
     if trials <= 0:
-        return True
+        return math.inf  # no trials yet: always another round
     _, margin = wilson_interval(tally.correct - tally.guess, trials)
-    return float(margin) > target
+    return float(margin)
+
+
+def previous_rule(level: PrecisionLevel, rounds_done: int, tally: Tally) -> bool:
+    """The stopping rule before this change: the same rule with the former margin."""
+    return needs_another_round(level, rounds_done, tally, margin=previous_margin)
 
 
 def run(rule, args: argparse.Namespace, out: Path) -> dict:

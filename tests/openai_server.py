@@ -322,6 +322,15 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = str(REPO / "templates" / "zeroshot-nosys.json")
 SAMPLER = str(REPO / "samplers" / "greedy-2k.json")
 
+
+def sim_runner_argv(config: Path | str, *extra: str, template: Path | str = REPO / "templates" / "zeroshot.json",
+                    sampler: Path | str = SAMPLER) -> list[str]:
+    """runner.py as a user types it, on the simulated model (model `m`), with `extra` flags appended."""
+    import sys
+
+    return [sys.executable, str(REPO / "runner.py"), "--config", str(config), "--template", str(template),
+            "--sampler", str(sampler), "--model", "m", "--apibase", "sim://", *extra]
+
 #: Six easy arithmetic points and four hard ones: at count 8 / targetci 0.2 the easy ones stop early.
 ARITH_CONFIG = """
 name: {name}

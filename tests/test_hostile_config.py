@@ -11,12 +11,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from openai_server import sim_runner_argv
 
 from reasonscape.errors import ConfigError
 from reasonscape.manifold import MAX_POINTS, load_config
@@ -229,9 +229,8 @@ def _write(tmp: Path, case: Case) -> Path:
 
 def _cli_args(case: Case, path: Path, out: Path) -> list[str]:
     files = {"config": ROOT / "configs" / "demo.yaml", "template": TEMPLATE, "sampler": SAMPLER, case.kind: path}
-    return [sys.executable, str(ROOT / "runner.py"), "--config", str(files["config"]), "--template",
-            str(files["template"]), "--sampler", str(files["sampler"]), "--model", "m", "--apibase", "sim://",
-            "--plan", "--quiet", "--output", str(out / "results"), "--cache", str(out / "cache")]
+    return sim_runner_argv(files["config"], "--plan", "--quiet", "--output", str(out / "results"), "--cache",
+                           str(out / "cache"), template=files["template"], sampler=files["sampler"])
 
 
 @pytest.fixture(scope="module")

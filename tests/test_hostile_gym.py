@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from openai_server import sim_runner_argv
 
 from reasonscape.errors import ConfigError, InputError
 from reasonscape.manifold import load_config
@@ -23,8 +24,6 @@ from reasonscape.tasks.registry import get_task
 pytestmark = pytest.mark.timeout(600)
 
 REPO = Path(__file__).resolve().parents[1]
-TEMPLATE = REPO / "templates" / "zeroshot.json"
-SAMPLER = REPO / "samplers" / "greedy-2k.json"
 
 
 def _config(name: str, grids: str, extra: str = "") -> str:
@@ -146,21 +145,7 @@ def test_bad_gym_config_is_one_line(case: tuple, tmp_path: Path) -> None:
 
     assert re.search(pattern, str(err.value)), str(err.value)
     run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "runner.py"),
-            "--config",
-            str(path),
-            "--template",
-            str(TEMPLATE),
-            "--sampler",
-            str(SAMPLER),
-            "--model",
-            "m",
-            "--apibase",
-            "sim://",
-            "--plan",
-        ],
+        sim_runner_argv(str(path), "--plan"),
         capture_output=True,
         text=True,
         timeout=120,
@@ -252,42 +237,13 @@ def _blocked(tmp_path: Path, *args: str, fatal: bool = False) -> subprocess.Comp
 
 
 def test_without_reasoning_gym_a_gym_task_says_how_to_install(tmp_path: Path) -> None:
-    run = _blocked(
-        tmp_path,
-        str(REPO / "runner.py"),
-        "--config",
-        str(REPO / "configs" / "gym-demo.yaml"),
-        "--template",
-        str(TEMPLATE),
-        "--sampler",
-        str(SAMPLER),
-        "--model",
-        "m",
-        "--apibase",
-        "sim://",
-        "--plan",
-    )
+    run = _blocked(tmp_path, *sim_runner_argv(REPO / "configs" / "gym-demo.yaml", "--plan")[1:])
     assert run.returncode == 2, run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in run.stderr
     assert "reasoning-gym, which is not installed: pip install 'reasonscape[gym]'" in lines[0]
     # native tasks still run without it
-    native = _blocked(
-        tmp_path,
-        str(REPO / "runner.py"),
-        "--config",
-        str(REPO / "configs" / "demo.yaml"),
-        "--template",
-        str(TEMPLATE),
-        "--sampler",
-        str(SAMPLER),
-        "--model",
-        "m",
-        "--apibase",
-        "sim://",
-        "--plan",
-        fatal=True,
-    )
+    native = _blocked(tmp_path, *sim_runner_argv(REPO / "configs" / "demo.yaml", "--plan")[1:], fatal=True)
     assert native.returncode == 0, native.stderr
 
 
@@ -340,23 +296,7 @@ def test_a_generator_that_always_fails_stops_the_run_with_one_line(tmp_path: Pat
     path = tmp_path / "fails.yaml"
     path.write_text(_config("gym:chain_sum", "{g: {min_digits: 4400, max_digits: 4400, max_terms: 2}}"))
     run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "runner.py"),
-            "--config",
-            str(path),
-            "--template",
-            str(TEMPLATE),
-            "--sampler",
-            str(SAMPLER),
-            "--model",
-            "m",
-            "--apibase",
-            "sim://",
-            "--output",
-            str(tmp_path / "res"),
-            "--quiet",
-        ],
+        sim_runner_argv(str(path), "--output", str(tmp_path / "res"), "--quiet"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,21 +13,19 @@ import json
 import os
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+from openai_server import sim_runner_argv
 
 from reasonscape.errors import ConfigError
 from reasonscape.items import source as item_source
 from reasonscape.manifold import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "templates" / "zeroshot.json"
-SAMPLER = ROOT / "samplers" / "greedy-2k.json"
 
 GOOD_ROWS = [{"id": "a", "question": "What is 1+1?", "answer": "So <<1+1=2>>2\n#### 2"},
              {"id": "b", "question": "What is 2*3+1?", "answer": "<<2*3=6>>6 then <<6+1=7>>7\n#### 7"}]
@@ -161,9 +159,7 @@ def _write(folder: Path, case: Case) -> Path:
 
 
 def _cli_args(path: Path, out: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "runner.py"), "--config", str(path), "--template", str(TEMPLATE),
-            "--sampler", str(SAMPLER), "--model", "m", "--apibase", "sim://", "--plan", "--quiet",
-            "--output", str(out / "results"), "--cache", str(out / "cache")]
+    return sim_runner_argv(path, "--plan", "--quiet", "--output", str(out / "results"), "--cache", str(out / "cache"))
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,12 @@ from webapp_browser import (
     choose,
     chromium,
     console_errors,
-    have_browser,
+    needs_browser,
     save_screenshot,
     text_of,
     wait_ready,
 )
 
-needs_browser = pytest.mark.skipif(not have_browser(), reason="needs selenium, /usr/bin/chromium and chromedriver")
 pytestmark = pytest.mark.timeout(300)
 
 

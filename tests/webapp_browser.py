@@ -37,6 +37,16 @@ def have_browser() -> bool:
     return Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()
 
 
+def _needs_browser() -> Any:
+    import pytest
+
+    return pytest.mark.skipif(not have_browser(), reason="needs selenium, /usr/bin/chromium and chromedriver")
+
+
+#: Marks a test that drives headless Chromium (skipped, with the reason, where it is missing).
+needs_browser = _needs_browser()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ which is what makes resume, the cache and batch matching work.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,13 +213,15 @@ def stopping_margin(tally: Tally) -> float:
     return float(margin)
 
 
-def needs_another_round(level: PrecisionLevel, rounds_done: int, tally: Tally) -> bool:
+def needs_another_round(level: PrecisionLevel, rounds_done: int, tally: Tally,
+                        margin: Callable[[Tally], float] = stopping_margin) -> bool:
     """The PrecisionLevel stopping rule, applied after each completed round (docs/runner.md).
 
-    Another round is needed while the C_P half-width (`stopping_margin`) is over the target
-    (`targetciht` instead of `targetci` when the truncation rate is at least `htrate`), unless the cap
-    `maxrounds` is reached or the truncation rate reached `abortht`. Points whose tests all failed
-    with an error (prompt too long for the context) stop: another round would too.
+    Another round is needed while the C_P half-width (`margin`, normally `stopping_margin`) is over the
+    target (`targetciht` instead of `targetci` when the truncation rate is at least `htrate`), unless the
+    cap `maxrounds` is reached or the truncation rate reached `abortht`. Points whose tests all failed
+    with an error (prompt too long for the context) stop: another round would too. (bench/adaptive.py
+    passes the former margin to compare the two rules with everything else equal.)
     """
     if rounds_done >= level.maxrounds:
         return False
@@ -233,7 +236,7 @@ def needs_another_round(level: PrecisionLevel, rounds_done: int, tally: Tally) -
     target = level.targetci
     if level.targetciht is not None and trunc_rate >= level.htrate:
         target = level.targetciht
-    return stopping_margin(tally) > target
+    return margin(tally) > target
 
 
 class TestContext:
