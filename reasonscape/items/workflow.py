@@ -35,6 +35,7 @@ from typing import Any
 import click
 
 from reasonscape.errors import InputError, RuntimeFailure
+from reasonscape.records import write_json_atomic
 
 DATASET_FILE = "dataset.json"
 DB_FILE = "pointsdb.db"
@@ -97,13 +98,6 @@ def _say(opts: WorkflowOptions, text: str) -> None:
         click.echo(text, err=True)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename (a killed workflow never leaves half a file)."""
-    from reasonscape.analysis.stratify import write_atomic
-
-    write_atomic(path, [json.dumps(data, indent=2).encode() + b"\n"])
-
-
 def write_dataset(workdir: Path, config: Path, model: str, conditions: list[Condition], name: str = "items") -> Path:
     """`<workdir>/dataset.json` and its cohort's evals.json: one eval per condition, all reading the
     workdir's result folders (evaluate keeps each eval's own records by identity). Returns the dataset path."""
@@ -112,6 +106,7 @@ def write_dataset(workdir: Path, config: Path, model: str, conditions: list[Cond
     evals = [{"evaluate": {"glob": pattern},
               "filters": {"model": model, "template": c.template_name, "sampler": c.sampler_name},
               "label": f"{model} {c.template_name} {c.sampler_name}"} for c in conditions]
+    (workdir / COHORT_DIR).mkdir(parents=True, exist_ok=True)
     write_json_atomic(workdir / COHORT_DIR / "evals.json", evals)
     dataset = workdir / DATASET_FILE
     write_json_atomic(dataset, {"name": name, "db": DB_FILE, "config": str(Path(config).resolve()),

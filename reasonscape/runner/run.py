@@ -332,12 +332,13 @@ def _run_loop(executor: Executor) -> None:
 
 def _metadata(opts: RunOptions, spec: RunSpec, previous: dict[str, Any] | None, n_points: int) -> dict[str, Any]:
     now = datetime.now().isoformat(timespec="seconds")
+    items = spec.item_sources()
     meta = dict(previous or {})
     meta.update({
         "schema": 1, "tool": "reasonscape-runner", "version": __version__,
         "fingerprint": spec.fingerprint(), "status": output.RUNNING,
         "config": {"name": spec.config.name, "path": str(spec.config_path), "sha256": spec.config_sha},
-        **({"item_sources": spec.item_sources()} if spec.item_sources() else {}),
+        **({"item_sources": items} if items else {}),
         "template": {"name": spec.template.name, "path": str(spec.template_path), "sha256": spec.template_sha},
         "sampler": {"name": spec.sampler.name, "path": str(spec.sampler_path), "sha256": spec.sampler_sha},
         "model": spec.model, "mode": opts.mode,
